@@ -1,0 +1,83 @@
+"""Tiny models built in code, and the shared real data (MiniLM, MRPC)."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from intrinsic.paths import shared_dir
+
+
+def tiny_bert_classifier(num_labels: int = 2):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=64, num_labels=num_labels,
+    )
+    return BertForSequenceClassification(config).eval()
+
+
+def tiny_roberta_classifier():
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=66, num_labels=3,
+    )
+    return RobertaForSequenceClassification(config).eval()
+
+
+def tiny_bert_mlm():
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=64, tie_word_embeddings=True,
+    )
+    return BertForMaskedLM(config).eval()
+
+
+def tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=99, n_positions=64, n_embd=32, n_layer=2, n_head=2, tie_word_embeddings=True)
+    return GPT2LMHeadModel(config).eval()
+
+
+def tiny_mlp(dtype=torch.float32):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).to(dtype)
+
+
+def token_batch(vocab: int = 99, batch: int = 3, length: int = 11):
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(5, vocab, (batch, length), generator=g)
+
+
+@pytest.fixture(scope="session")
+def shared():
+    """The shared data folder; CI must have it, elsewhere its absence skips real-data tests."""
+    root = shared_dir()
+    if not (root / "models").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data not found at {root}; set INTRINSIC_SHARED_DIR")
+        pytest.skip(f"shared data not found at {root}; set INTRINSIC_SHARED_DIR")
+    return root
+
+
+def read_mrpc(path, limit: int | None = None):
+    """(sentence1, sentence2, label) rows of a GLUE MRPC TSV (BOM header, no quoting)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(reader)
+        rows = [(r[3], r[4], int(r[0])) for r in reader]
+    return rows[:limit]
