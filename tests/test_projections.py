@@ -79,7 +79,7 @@ def test_global_normalisation_gives_unit_norm_columns(name, options):
 
 def test_fastfood_block_columns_are_exactly_unit_norm():
     # One block per tensor of exactly L = n ≥ d entries: no truncation, so norms are exact.
-    P = FastfoodProjection(16, [64, 256, 32], seed=5, layout="per_tensor")
+    P = FastfoodProjection(16, [64, 256, 32], seed=5, layout="per_tensor", normalization="per_tensor")
     norms = column_slice_sq_norms(P.to_dense(), [64, 256, 32])
     torch.testing.assert_close(norms, torch.ones_like(norms))
     Q = FastfoodProjection(16, [64, 256, 32], seed=5, layout="stacked", normalization="global")
@@ -165,3 +165,17 @@ def test_wrong_input_shape_is_rejected():
     P = make_projection("fastfood", 8, [100])
     with pytest.raises(ValueError, match=r"expected θ_d of shape \(8,\)"):
         P(torch.zeros(9))
+
+
+@pytest.mark.parametrize("layout", ["stacked", "per_tensor"])
+@pytest.mark.parametrize("normalization", ["per_tensor", "global"])
+def test_fastfood_chunked_work_gives_the_same_numbers(monkeypatch, layout, normalization):
+    import intrinsic.projections.fastfood as fastfood
+
+    P = FastfoodProjection(24, ODD_SEGMENTS, seed=4, layout=layout, normalization=normalization)
+    x, g = torch.randn(24, dtype=torch.float64), torch.randn(P.D, dtype=torch.float64)
+    whole = P.matvec(x), P.rmatvec(g)
+    monkeypatch.setattr(fastfood, "WORK_CHUNK_ELEMENTS", 64)  # 2 blocks of 32 per chunk
+    assert len(list(P._chunks(P.groups[0]))) > 1 or layout == "per_tensor"
+    torch.testing.assert_close(P.matvec(x), whole[0])
+    torch.testing.assert_close(P.rmatvec(g), whole[1])

@@ -34,6 +34,7 @@ from .base import Projection, next_power_of_two
 
 LAYOUTS = ("stacked", "per_tensor")
 STATE_CHUNK_ELEMENTS = 1 << 22  # entries of random state drawn from one stream
+WORK_CHUNK_ELEMENTS = 1 << 22  # entries transformed at once in matvec / rmatvec
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class FastfoodProjection(Projection):
         d: int,
         segment_sizes: Sequence[int],
         seed: int = 0,
-        normalization: str = "per_tensor",
+        normalization: str = "global",
         layout: str = "stacked",
         block_size: int | None = None,
     ):
@@ -68,7 +69,11 @@ class FastfoodProjection(Projection):
             )
         self.layout = layout
         self.groups = self._plan_groups(block_size)
-        self._segment_block_size = self._block_size_per_segment()
+        block_sizes = self._block_size_per_segment()
+        bounds = torch.tensor([0, *self.segment_sizes]).cumsum(0).tolist()
+        self._segment_ranges = [
+            (bounds[i], bounds[i + 1], (L / self.normalizer(i)) ** 0.5) for i, L in enumerate(block_sizes)
+        ]
         self._draw_state()
 
     def _plan_groups(self, block_size: int | None) -> list[BlockGroup]:
@@ -110,50 +115,65 @@ class FastfoodProjection(Projection):
         self.register_buffer("permutation", flat(perms), persistent=False)
         self.register_buffer("gauss", flat(gauss), persistent=False)
 
-    def _state(self, group: BlockGroup, dtype: torch.dtype):
-        """(signs, permutation as int64, scaled G), each of shape (count, L)."""
-        span = slice(group.state_offset, group.state_offset + group.count * group.block_size)
-        shape = (group.count, group.block_size)
+    def _chunks(self, group: BlockGroup):
+        """Yield (first block, block count, output start, output stop) in chunks of ≤ 2^22 entries.
+
+        Working chunk by chunk keeps every temporary (the int64 permutation, the transforms)
+        at O(2^22) entries whatever D is; only the output itself is O(D).
+        """
+        L = group.block_size
+        per_chunk = max(1, WORK_CHUNK_ELEMENTS // L)
+        for first in range(0, group.count, per_chunk):
+            count = min(per_chunk, group.count - first)
+            start = group.offset + first * L
+            stop = min(group.offset + group.length, start + count * L)
+            yield first, count, start, stop
+
+    def _state(self, group: BlockGroup, first: int, count: int, dtype: torch.dtype):
+        """(signs, permutation as int64, scaled G) of blocks [first, first + count), shape (count, L)."""
+        L = group.block_size
+        begin = group.state_offset + first * L
+        span, shape = slice(begin, begin + count * L), (count, L)
         return (
             self.signs[span].view(shape),
             self.permutation[span].view(shape).long(),
             self.gauss[span].view(shape).to(dtype),
         )
 
-    def _segment_scales(self) -> list[float]:
-        return [
-            (L / self.normalizer(i)) ** 0.5 for i, L in enumerate(self._segment_block_size)
-        ]
-
-    def _scale_segments_(self, flat: torch.Tensor) -> torch.Tensor:
-        scales = self._segment_scales()
-        if len(set(scales)) == 1:
-            return flat.mul_(scales[0])
-        for chunk, scale in zip(flat.split(self.segment_sizes), scales):
-            chunk.mul_(scale)
-        return flat
+    def _scale_rows_(self, values: torch.Tensor, start: int) -> torch.Tensor:
+        """Multiply ``values`` (output rows start, start+1, …) by their segments' scales."""
+        stop = start + values.numel()
+        for seg_start, seg_stop, scale in self._segment_ranges:
+            lo, hi = max(start, seg_start), min(stop, seg_stop)
+            if lo < hi:
+                values[lo - start : hi - start].mul_(scale)
+        return values
 
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
         out = theta_d.new_empty(self.D)
         for group in self.groups:
-            signs, perm, gauss = self._state(group, theta_d.dtype)
             x = theta_d.new_zeros(group.block_size)
             x[: self.d] = theta_d
-            z = hadamard_transform(signs * x)  # (count, L): H B x for every block
-            z = hadamard_transform(torch.gather(z, 1, perm).mul_(gauss))  # H G Π (·)
-            out[group.offset : group.offset + group.length] = z.view(-1)[: group.length]
-        return self._scale_segments_(out)
+            for first, count, start, stop in self._chunks(group):
+                signs, perm, gauss = self._state(group, first, count, theta_d.dtype)
+                z = hadamard_transform(signs * x)  # H B x, one row per block
+                z = hadamard_transform(torch.gather(z, 1, perm).mul_(gauss))  # H G Π (·)
+                out[start:stop] = z.view(-1)[: stop - start]
+                self._scale_rows_(out[start:stop], start)
+        return out
 
     def rmatvec(self, grad: torch.Tensor) -> torch.Tensor:
-        grad = self._scale_segments_(grad.clone())
         out = grad.new_zeros(self.d)
         for group in self.groups:
-            signs, perm, gauss = self._state(group, grad.dtype)
-            w = grad.new_zeros(group.count * group.block_size)
-            w[: group.length] = grad[group.offset : group.offset + group.length]
-            w = hadamard_transform(w.view(group.count, group.block_size)).mul_(gauss)  # G H w
-            w = hadamard_transform(torch.empty_like(w).scatter_(1, perm, w))  # H Πᵀ (·)
-            out += w.mul_(signs).sum(0)[: self.d]  # Σ_blocks B (·)
+            L = group.block_size
+            for first, count, start, stop in self._chunks(group):
+                signs, perm, gauss = self._state(group, first, count, grad.dtype)
+                w = grad.new_zeros(count * L)
+                w[: stop - start] = grad[start:stop]
+                self._scale_rows_(w[: stop - start], start)
+                w = hadamard_transform(w.view(count, L)).mul_(gauss)  # G H w
+                w = hadamard_transform(torch.empty_like(w).scatter_(1, perm, w))  # H Πᵀ (·)
+                out += w.mul_(signs).sum(0)[: self.d]  # Σ over blocks of B (·)
         return out
 
     def config(self) -> dict:
