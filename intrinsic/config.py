@@ -17,7 +17,7 @@ class SubspaceConfig:
         said: structure-aware mode: one learned scale λ_i per tensor, θ_i = θ₀,i + λ_i (P θ)_i,
             with the m scales taken out of the budget (θ_d then has d − m entries).
         seed: the one seed the projection's random state is regenerated from.
-        normalization: "per_tensor" (default) or "global"; see ``intrinsic.projections.base``.
+        normalization: "global" (default) or "per_tensor"; see ``intrinsic.projections.base``.
         layout: Fastfood block layout, "stacked" (default) or "per_tensor".
         block_size: Fastfood stacked block size L (power of two ≥ d); default 2^⌈log₂ d⌉.
         density: sparse projection density; default 1/√D.
@@ -27,7 +27,7 @@ class SubspaceConfig:
     projection: str = "fastfood"
     said: bool = False
     seed: int = 0
-    normalization: str = "per_tensor"
+    normalization: str = "global"
     layout: str = "stacked"
     block_size: int | None = None
     density: float | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 
 import pytest
@@ -72,12 +71,3 @@ def shared():
             pytest.fail(f"shared data not found at {root}; set INTRINSIC_SHARED_DIR")
         pytest.skip(f"shared data not found at {root}; set INTRINSIC_SHARED_DIR")
     return root
-
-
-def read_mrpc(path, limit: int | None = None):
-    """(sentence1, sentence2, label) rows of a GLUE MRPC TSV (BOM header, no quoting)."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader)
-        rows = [(r[3], r[4], int(r[0])) for r in reader]
-    return rows[:limit]

@@ -24,7 +24,7 @@ class DenseProjection(Projection):
     name = "dense"
 
     def __init__(
-        self, d: int, segment_sizes: Sequence[int], seed: int = 0, normalization: str = "per_tensor"
+        self, d: int, segment_sizes: Sequence[int], seed: int = 0, normalization: str = "global"
     ):
         super().__init__(d, segment_sizes, seed, normalization)
         self.rows_per_chunk = max(1, CHUNK_ELEMENTS // d)

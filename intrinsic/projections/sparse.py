@@ -29,7 +29,7 @@ class SparseProjection(Projection):
         d: int,
         segment_sizes: Sequence[int],
         seed: int = 0,
-        normalization: str = "per_tensor",
+        normalization: str = "global",
         density: float | None = None,
     ):
         super().__init__(d, segment_sizes, seed, normalization)
