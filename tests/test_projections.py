@@ -179,3 +179,14 @@ def test_fastfood_chunked_work_gives_the_same_numbers(monkeypatch, layout, norma
     assert len(list(P._chunks(P.groups[0]))) > 1 or layout == "per_tensor"
     torch.testing.assert_close(P.matvec(x), whole[0])
     torch.testing.assert_close(P.rmatvec(g), whole[1])
+
+
+def test_sparse_chunked_transpose_gives_the_same_numbers(monkeypatch):
+    import intrinsic.projections.sparse as sparse
+
+    P = make_projection("sparse", 30, ODD_SEGMENTS, seed=2, density=0.3)
+    g = torch.randn(P.D, dtype=torch.float64)
+    expected = P.to_dense().T @ g
+    monkeypatch.setattr(sparse, "WORK_CHUNK_NONZEROS", 17)
+    assert len(list(P._row_chunks())) > 10
+    torch.testing.assert_close(P.rmatvec(g), expected)
