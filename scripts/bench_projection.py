@@ -3,8 +3,8 @@
     python scripts/bench_projection.py            # writes scripts/results/bench_projection.{json,md}
 
 Every configuration runs in a fresh subprocess, so that peak memory is its own. Peak memory
-is the largest resident-set growth seen while one forward + backward runs (sampled every
-millisecond from /proc), and time is the median wall time of forward + backward. Both are
+is the largest resident-set growth seen while one more forward + backward runs (sampled every
+millisecond from /proc, with glibc set to return freed blocks ≥ 64 KiB at once), and time is the median wall time of forward + backward. Both are
 printed as ratios to a ``torch.clone`` of D float32 numbers measured the same way in the same
 run. The parameter layout is that of all-MiniLM-L6-v2, built on the meta device (no weights).
 """
@@ -69,7 +69,7 @@ def peak_rss_growth(fn) -> int:
     return max(peak[0], rss_bytes()) - baseline
 
 
-def measure_one(projection: str, layout: str | None, d: int, repeats: int) -> dict:
+def measure_one(projection: str, layout: str | None, d: int, repeats: int, mode: str) -> dict:
     """Runs in the child process: build, then time and measure forward + backward."""
     import torch
 
@@ -94,28 +94,46 @@ def measure_one(projection: str, layout: str | None, d: int, repeats: int) -> di
             P(theta).backward(grad_out)
             theta.grad = None
 
-    if repeats > 1:
-        run()  # warm-up
-    times = []
-    peak = 0
-    for i in range(repeats):
+    times, peak = [], None
+    if mode in ("peak", "both"):
         start = time.perf_counter()
-        if i == 0:
-            peak = peak_rss_growth(run)
-        else:
-            run()
+        peak = peak_rss_growth(run)  # first call, in a fresh process
         times.append(time.perf_counter() - start)
+    if mode == "time":
+        if repeats > 1:
+            run()  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
     return {
         "projection": projection, "layout": layout, "d": d, "D": D,
-        "seconds": statistics.median(times), "repeats": repeats,
+        "seconds": statistics.median(times), "repeats": len(times),
         "peak_bytes": peak, "state_bytes": state_bytes, "build_seconds": build_s,
     }
 
 
-def run_child(projection, layout, d, repeats) -> dict:
-    cmd = [sys.executable, __file__, "--child", json.dumps([projection, layout, d, repeats])]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_child(projection, layout, d, repeats, mode) -> dict:
+    """One measurement in a fresh process.
+
+    mode "time": median of ``repeats`` after a warm-up, default allocator. Mode "peak" (or
+    "both", time of that one call too): glibc is told by MALLOC_MMAP_THRESHOLD_ to return
+    every freed block ≥ 64 KiB to the OS at once, so the resident set follows live tensors
+    (glibc's adaptive default keeps freed blocks of up to 32 MiB and made peaks vary 1.5×).
+    """
+    cmd = [sys.executable, __file__, "--child", json.dumps([projection, layout, d, repeats, mode])]
+    env = os.environ if mode == "time" else {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(projection, layout, d, repeats) -> dict:
+    """Time and peak of one configuration; one run for both when ``repeats`` is 1."""
+    if repeats == 1:
+        return run_child(projection, layout, d, 1, "both")
+    row = run_child(projection, layout, d, repeats, "time")
+    row["peak_bytes"] = run_child(projection, layout, d, 1, "peak")["peak_bytes"]
+    return row
 
 
 def device_description() -> dict:
@@ -147,7 +165,7 @@ def main():
         print(json.dumps(measure_one(*json.loads(args.child))))
         return
 
-    baseline = run_child("clone", None, 0, max(args.repeats, 5))
+    baseline = measure("clone", None, 0, max(args.repeats, 5))
     D = baseline["D"]
     clone_bytes = D * 4
     print(f"D = {D:,}; torch.clone of D floats: {baseline['seconds'] * 1e3:.1f} ms, "
@@ -162,7 +180,7 @@ def main():
                 print(f"{name:22s} d={d:<6d} skipped ({rows[-1]['skipped']})", flush=True)
                 continue
             repeats = 1 if projection == "dense" else args.repeats
-            row = run_child(projection, layout, d, repeats)
+            row = measure(projection, layout, d, repeats)
             row["time_ratio"] = row["seconds"] / baseline["seconds"]
             row["peak_ratio"] = row["peak_bytes"] / baseline["peak_bytes"]
             row["state_ratio"] = row["state_bytes"] / clone_bytes

@@ -87,23 +87,22 @@ class SparseProjection(Projection):
         # (torch's CSR transpose product builds int64 copies of all indices: 2 GB and 10× slower
         # at D = 22.7 M, d = 10 000.)
         out = grad.new_zeros(self.d)
-        row_lengths = self.crow_indices[1:] - self.crow_indices[:-1]
+        crow = self.crow_indices
         for row_start, row_stop in self._row_chunks():
-            a, b = int(self.crow_indices[row_start]), int(self.crow_indices[row_stop])
-            rows = torch.repeat_interleave(
-                torch.arange(row_start, row_stop, device=grad.device), row_lengths[row_start:row_stop]
-            )
+            a, b = int(crow[row_start]), int(crow[row_stop])
+            row_lengths = crow[row_start + 1 : row_stop + 1] - crow[row_start:row_stop]
+            rows = torch.repeat_interleave(torch.arange(row_start, row_stop, device=grad.device), row_lengths)
             out.index_add_(0, self.col_indices[a:b], self.values[a:b].to(grad.dtype) * grad[rows])
         return out
 
     def _row_chunks(self):
-        """Row ranges [start, stop) holding about ``WORK_CHUNK_NONZEROS`` non-zeros each."""
+        """Row ranges [start, stop) of at most ``WORK_CHUNK_NONZEROS`` rows and about as many non-zeros."""
         crow = self.crow_indices
         row = 0
         while row < self.D:
             target = int(crow[row]) + WORK_CHUNK_NONZEROS
             stop = int(torch.searchsorted(crow, torch.tensor(target, dtype=crow.dtype), right=True)) - 1
-            stop = min(self.D, max(row + 1, stop))
+            stop = min(self.D, row + WORK_CHUNK_NONZEROS, max(row + 1, stop))
             yield row, stop
             row = stop
 
