@@ -61,7 +61,7 @@ class SubspaceWrapper(nn.Module):
             config = SubspaceConfig(d=d, projection=projection, said=said, seed=seed, **options)
         elif d is not None or options:
             raise ValueError("pass either config= or d/projection/said/seed/options, not both")
-        self.config = config
+        self.subspace_config = config
         self.model = model
 
         named = [(n, p) for n, p in model.named_parameters() if p.numel() > 0]
@@ -103,6 +103,18 @@ class SubspaceWrapper(nn.Module):
     def num_trainable(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def print_trainable_parameters(self) -> None:
+        """One line, as in Hugging Face ``peft``: trainable count, total count, percentage."""
+        trainable = self.num_trainable()
+        print(f"trainable params: {trainable:,} || all params: {self.D:,} || "
+              f"trainable%: {100 * trainable / self.D:.4f}")
+
+    @property
+    def config(self):
+        """The wrapped model's own ``config`` (Hugging Face models), so code that reads
+        ``model.config`` keeps working; the subspace's settings are ``subspace_config``."""
+        return getattr(self.model, "config", None)
+
     # ---------------------------------------------------------------- forward
     def effective_parameters(self) -> dict[str, torch.Tensor]:
         """{name: θ₀ + P θ_d (scaled by λ in SAID)}, differentiable in θ_d and λ."""
@@ -143,7 +155,7 @@ class SubspaceWrapper(nn.Module):
         record = {
             "format_version": FORMAT_VERSION,
             "intrinsic_version": __version__,
-            "config": self.config.to_dict(),
+            "config": self.subspace_config.to_dict(),
             "projection": self.projection.config(),
             "num_tensors": len(self.parameter_names),
             "parameter_fingerprint": self.parameter_fingerprint(),
@@ -192,4 +204,4 @@ class SubspaceWrapper(nn.Module):
         return self.model
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, trainable={self.num_trainable()}, said={self.config.said}"
+        return f"D={self.D}, trainable={self.num_trainable()}, said={self.subspace_config.said}"

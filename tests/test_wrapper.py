@@ -95,6 +95,11 @@ def test_gradcheck_through_the_whole_wrapper_float64(said):
     assert torch.autograd.gradcheck(run, inputs)
 
 
+def test_print_trainable_parameters(capsys):
+    SubspaceWrapper(tiny_mlp(), d=10).print_trainable_parameters()
+    assert capsys.readouterr().out == "trainable params: 10 || all params: 66 || trainable%: 15.1515\n"
+
+
 def test_said_budget_takes_one_scale_per_tensor():
     model = tiny_mlp()
     wrapper = SubspaceWrapper(model, d=10, said=True)  # 4 tensors: λ takes 4, θ_d gets 6
@@ -112,7 +117,8 @@ def test_save_and_load_are_kilobytes_and_reproduce_outputs(tmp_path):
     assert {f.name for f in tmp_path.iterdir()} == {CONFIG_FILE, WEIGHTS_FILE}
     assert total < 8 * 1024  # d = 1000 floats plus a small JSON
     loaded = SubspaceWrapper.from_pretrained(tiny_bert_classifier(), tmp_path)
-    assert loaded.config == wrapper.config
+    assert loaded.subspace_config == wrapper.subspace_config
+    assert loaded.config is loaded.model.config  # the Hugging Face config stays reachable
     assert torch.equal(logits(loaded, ids), expected)
 
 

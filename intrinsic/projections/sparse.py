@@ -101,7 +101,8 @@ class SparseProjection(Projection):
         row = 0
         while row < self.D:
             target = int(crow[row]) + WORK_CHUNK_NONZEROS
-            stop = int(torch.searchsorted(crow, torch.tensor(target, dtype=crow.dtype), right=True)) - 1
+            key = torch.tensor(target, dtype=crow.dtype, device=crow.device)
+            stop = int(torch.searchsorted(crow, key, right=True)) - 1
             stop = min(self.D, row + WORK_CHUNK_NONZEROS, max(row + 1, stop))
             yield row, stop
             row = stop
