@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import SubspaceWrapper
-from .glue_tsv import read_mrpc
+from .tasks import load_task
 from .paths import shared_dir
 
 
@@ -44,10 +44,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def encode(tokenizer, rows, max_length):
-    enc = tokenizer([r[0] for r in rows], [r[1] for r in rows], truncation=True,
-                    max_length=max_length, padding=True, return_tensors="pt")
-    return dict(enc), torch.tensor([r[2] for r in rows])
+def encode(tokenizer, split, max_length):
+    first, second = zip(*split.texts)
+    enc = tokenizer(list(first), list(second), truncation=True, max_length=max_length,
+                    padding=True, return_tensors="pt")
+    return dict(enc), torch.tensor(split.labels)
 
 
 @torch.no_grad()
@@ -67,8 +68,7 @@ def main(argv=None) -> int:
 
     hf_logging.set_verbosity_error()
     try:
-        train_rows = read_mrpc(args.data_dir / "MRPC" / "train.tsv", args.train_samples)
-        dev_rows = read_mrpc(args.data_dir / "MRPC" / "dev.tsv")
+        train, dev = load_task("mrpc", data_dir=args.data_dir, max_train_samples=args.train_samples)
         tokenizer = AutoTokenizer.from_pretrained(args.model)
         torch.manual_seed(args.seed)
         model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
@@ -77,8 +77,8 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    train_x, train_y = encode(tokenizer, train_rows, args.max_length)
-    dev_x, dev_y = encode(tokenizer, dev_rows, args.max_length)
+    train_x, train_y = encode(tokenizer, train, args.max_length)
+    dev_x, dev_y = encode(tokenizer, dev, args.max_length)
     majority = max(dev_y.float().mean().item(), 1 - dev_y.float().mean().item())
     print(f"model {args.model}: D = {wrapper.D:,} parameters, training d = {wrapper.num_trainable():,} "
           f"({args.projection}, {'SAID' if args.said else 'DID'})")

@@ -5,7 +5,7 @@ import torch
 
 from intrinsic import SubspaceWrapper
 
-from intrinsic.glue_tsv import read_mrpc
+from intrinsic.tasks import load_task
 
 D_SUBSPACE = 1000
 STEPS = 12
@@ -16,13 +16,12 @@ def mrpc_batch(shared):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(shared / "models" / "paraphrase-MiniLM-L3-v2")
-    rows = read_mrpc(shared / "data" / "glue" / "MRPC" / "train.tsv", limit=256)
-    assert len(rows) == 256
-    encoded = tokenizer(
-        [r[0] for r in rows], [r[1] for r in rows],
-        truncation=True, max_length=64, padding=True, return_tensors="pt",
-    )
-    return dict(encoded), torch.tensor([r[2] for r in rows])
+    train, _ = load_task("mrpc", data_dir=shared / "data" / "glue", max_train_samples=256)
+    assert len(train) == 256
+    first, second = zip(*train.texts)
+    encoded = tokenizer(list(first), list(second), truncation=True, max_length=64, padding=True,
+                        return_tensors="pt")
+    return dict(encoded), torch.tensor(train.labels)
 
 
 def load_minilm(shared):
