@@ -1,0 +1,64 @@
+"""The d90 search: double d on a log grid, then bisect between the last miss and the first hit.
+
+``find_smallest_d(score, target, start, max_d)`` assumes the score grows with d (up to noise)
+and calls ``score(d)`` for a logarithmic number of d; the caller caches scores, so searches for
+several targets (the paper's d90 and the chance-corrected one) share their evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+
+def paper_target(full: float, threshold: float = 0.9) -> float:
+    """The paper's d90 target: threshold × the full fine-tuning metric."""
+    return threshold * full
+
+
+def chance_corrected_target(full: float, chance: float, threshold: float = 0.9) -> float:
+    """chance + threshold × (full − chance): the target that ignores what the class prior gives."""
+    return chance + threshold * (full - chance)
+
+
+def find_smallest_d(score: Callable[[int], float], target: float, start: int, max_d: int,
+                    resolution: float = 0.25) -> int | None:
+    """The smallest d in [1, max_d] whose ``score(d) ≥ target``, to a relative ``resolution``.
+
+    Doubles from ``start`` until a hit (halves, if ``start`` already hits, until a miss), then
+    bisects at geometric midpoints until first hit / last miss ≤ 1 + ``resolution``.
+    Returns None when even ``max_d`` misses.
+    """
+    if start < 1 or max_d < start:
+        raise ValueError(f"need 1 ≤ start ≤ max_d, got start={start}, max_d={max_d}")
+    if resolution <= 0:
+        raise ValueError(f"resolution must be positive, got {resolution}")
+    if score(start) >= target:
+        hit, miss = start, None
+        while hit > 1:
+            lower = max(1, hit // 2)
+            if score(lower) >= target:
+                hit = lower
+            else:
+                miss = lower
+                break
+        if miss is None:
+            return hit
+    else:
+        miss, hit = start, None
+        while hit is None:
+            if miss >= max_d:
+                return None
+            upper = min(max_d, miss * 2)
+            if score(upper) >= target:
+                hit = upper
+            else:
+                miss = upper
+    while hit / miss > 1 + resolution and hit - miss > 1:
+        middle = round(math.sqrt(hit * miss))
+        middle = min(max(middle, miss + 1), hit - 1)
+        if score(middle) >= target:
+            hit = middle
+        else:
+            miss = middle
+    return hit

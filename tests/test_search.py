@@ -1,0 +1,46 @@
+import math
+
+import pytest
+
+from intrinsic.search import chance_corrected_target, find_smallest_d, paper_target
+
+
+class Counting:
+    """A monotone score with its true threshold crossing at ``true_d``; records every call."""
+
+    def __init__(self, true_d):
+        self.true_d, self.calls = true_d, []
+
+    def __call__(self, d):
+        self.calls.append(d)
+        return 1.0 if d >= self.true_d else 0.0
+
+
+@pytest.mark.parametrize("true_d", [1, 7, 100, 333, 1000, 4097, 250_000])
+@pytest.mark.parametrize("resolution", [0.25, 0.05])
+def test_finds_the_crossing_to_the_stated_resolution(true_d, resolution):
+    score = Counting(true_d)
+    d = find_smallest_d(score, 0.5, start=100, max_d=10**6, resolution=resolution)
+    assert true_d <= d <= max(true_d * (1 + resolution), true_d + 1)
+    assert len(score.calls) == len(set(score.calls))  # no d evaluated twice
+    assert len(score.calls) <= 2 * math.log2(10**6) + 2
+
+
+def test_returns_none_when_even_max_d_misses():
+    score = Counting(10**7)
+    assert find_smallest_d(score, 0.5, start=100, max_d=5000) is None
+    assert max(score.calls) == 5000
+
+
+def test_targets():
+    assert paper_target(0.80) == pytest.approx(0.72)
+    # MRPC-like: chance 0.684, full 0.70: the paper's target (0.63) sits below chance.
+    assert paper_target(0.70) < 0.684
+    assert chance_corrected_target(0.70, 0.684) == pytest.approx(0.684 + 0.9 * 0.016)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="start"):
+        find_smallest_d(Counting(3), 0.5, start=0, max_d=10)
+    with pytest.raises(ValueError, match="resolution"):
+        find_smallest_d(Counting(3), 0.5, start=1, max_d=10, resolution=0)
