@@ -11,8 +11,11 @@ from .projections import (  # noqa: E402
     make_projection,
 )
 from .wrapper import SubspaceWrapper  # noqa: E402
+from .measure import D90Result, MeasureConfig, measure_d90  # noqa: E402
 
 __all__ = [
+    "D90Result",
+    "MeasureConfig",
     "DenseProjection",
     "FastfoodProjection",
     "SparseProjection",
@@ -21,4 +24,5 @@ __all__ = [
     "__version__",
     "hadamard_transform",
     "make_projection",
+    "measure_d90",
 ]

@@ -1,0 +1,117 @@
+"""``measure-did``: measure the intrinsic dimension (d90) of fine-tuning a model on a task.
+
+    measure-did --model roberta-base --task mrpc
+    measure-did --model ../shared/models/paraphrase-MiniLM-L3-v2 --task mrpc --data-dir ../shared/data/glue
+
+Full fine-tuning runs once; then d doubles from --start-d until the dev metric reaches the target,
+and bisects between the last miss and the first hit. Every finished run is stored in --results at
+once, so rerunning the command resumes where it stopped. Prints a table and writes a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
+from .tasks import TASKS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="measure-did", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="Hugging Face model ID (roberta-base) or local folder")
+    p.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
+    p.add_argument("--data-dir", help="folder in the layout of GLUE's download script (default: the hub, nyu-mll/glue)")
+    p.add_argument("--projection", default="fastfood", choices=sorted(PROJECTIONS), help="random projection (default fastfood)")
+    p.add_argument("--said", action=argparse.BooleanOptionalAction, default=False,
+                   help="structure-aware mode: one learned scale per tensor, out of the budget d (default: off)")
+    p.add_argument("--layout", default="stacked", choices=LAYOUTS, help="Fastfood block layout (default stacked)")
+    p.add_argument("--normalization", default="global", choices=NORMALIZATIONS, help="projection scale (default global)")
+    p.add_argument("--dims", type=int, nargs="+", help="evaluate exactly these d instead of searching")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per d (default: 0)")
+    p.add_argument("--threshold", type=float, default=0.9, help="fraction of full fine-tuning to reach (default 0.9)")
+    p.add_argument("--max-train-samples", type=int, help="use the first N training examples")
+    p.add_argument("--epochs", type=float, default=3.0, help="epochs per run (default 3)")
+    p.add_argument("--lr", type=float, nargs="+", default=[1e-2, 3e-2, 1e-1],
+                   help="subspace learning rates tried per d; the best mean over seeds counts (default 1e-2 3e-2 1e-1)")
+    p.add_argument("--full-lr", type=float, default=2e-5, help="full fine-tuning learning rate (default 2e-5)")
+    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per example (default 128)")
+    p.add_argument("--start-d", type=int, default=128, help="first d of the search (default 128)")
+    p.add_argument("--max-d", type=int, help="largest d tried (default: D)")
+    p.add_argument("--resolution", type=float, default=0.25, help="stop bisecting at hit/miss ≤ 1 + this (default 0.25)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    p.add_argument("--output", type=Path, help="write the JSON summary here")
+    p.add_argument("--results", type=Path, default=Path("results/runs.jsonl"),
+                   help="store of finished runs; reruns skip them (default results/runs.jsonl)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise PermissionError(f"cannot write --output {path} ({error.strerror}); choose a writable path") from None
+
+
+def format_table(result) -> str:
+    lines = [f"{'d':>10}  {result.metric:>22}  {'lr':>7}  {'≥ target':>8}  {'≥ corrected':>11}  {'√(d/m)':>7}"]
+    for p in result.curve:
+        value = "failed" if p["n"] == 0 else f"{p['mean']:.4f} ± {p['std']:.4f}"
+        lines.append(f"{p['d']:>10,}  {value:>22}  {p['lr'] or '-':>7}  "
+                     f"{'yes' if p['mean'] >= result.target else 'no':>8}  "
+                     f"{'yes' if p['mean'] >= result.target_chance_corrected else 'no':>11}  {p['bound']:>7.3f}")
+    lines += [
+        "",
+        f"model {result.model}  task {result.task}  D = {result.D:,}  train examples m = {result.train_examples:,}",
+        f"full fine-tuning {result.metric} {result.full_metric:.4f}   chance (majority class) {result.chance:.4f}",
+        f"d90 (≥ {result.threshold:g} × full = {result.target:.4f}): {result.d90}",
+        f"chance-corrected d90 (≥ chance + {result.threshold:g}·(full − chance) = {result.target_chance_corrected:.4f}): "
+        f"{result.d90_chance_corrected}",
+    ]
+    if result.failed_runs:
+        lines.append(f"{result.failed_runs} run(s) failed (NaN or diverging loss) and were skipped")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .measure import MeasureConfig, measure_d90
+
+    try:
+        if args.output is not None:
+            _check_writable(args.output)
+        config = MeasureConfig(
+            model=args.model, task=args.task, data_dir=args.data_dir, projection=args.projection,
+            said=args.said, layout=args.layout, normalization=args.normalization, dims=args.dims,
+            seeds=args.seeds, threshold=args.threshold, lrs=args.lr, full_lr=args.full_lr, epochs=args.epochs,
+            batch_size=args.batch_size, max_length=args.max_length, max_train_samples=args.max_train_samples,
+            start_d=args.start_d, max_d=args.max_d, resolution=args.resolution, device=args.device,
+        )
+        result = measure_d90(config, results=args.results, progress=not args.no_progress)
+    except OSError as error:
+        if isinstance(error, (FileNotFoundError, PermissionError)):
+            message = str(error)
+        else:
+            message = (f"cannot load model {args.model!r}: it is not a local model folder and could not be fetched "
+                       "from the Hugging Face hub; check the name, or pass a folder with config.json")
+        print(f"measure-did: error: {message}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as error:
+        print(f"measure-did: error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    if args.output is not None:
+        args.output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

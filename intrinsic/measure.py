@@ -1,0 +1,239 @@
+"""``measure_d90``: full fine-tuning once, then the d90 search, every run cached in a store.
+
+The measurement for one (model, task):
+
+1. full fine-tuning for each seed (cached): the reference metric ``full``;
+2. the chance score: the majority training class (train mean for regression) on dev;
+3. for each d tried: every learning rate in ``lrs`` × every seed (each run cached); the score of
+   d is the mean over seeds at the best learning rate;
+4. d90 (the paper's: score ≥ threshold × full) and the chance-corrected d90
+   (score ≥ chance + threshold × (full − chance)), found by ``search.find_smallest_d`` or, with
+   ``dims``, read off an explicit list.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import SubspaceConfig
+from .search import chance_corrected_target, find_smallest_d, paper_target
+from .store import ResultStore, library_versions
+from .tasks import Task, chance_scores, get_task, load_task
+from .training import TrainConfig, train_and_evaluate
+
+
+@dataclass
+class MeasureConfig:
+    """Everything that defines one d90 measurement. Defaults are stated in the README."""
+
+    model: str
+    task: str
+    data_dir: str | None = None
+    projection: str = "fastfood"
+    said: bool = False
+    layout: str = "stacked"
+    normalization: str = "global"
+    dims: list[int] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    threshold: float = 0.9
+    lrs: list[float] = field(default_factory=lambda: [1e-2, 3e-2, 1e-1])
+    full_lr: float = 2e-5
+    epochs: float = 3.0
+    batch_size: int = 32
+    max_length: int = 128
+    max_train_samples: int | None = None
+    start_d: int = 128
+    max_d: int | None = None
+    resolution: float = 0.25
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.dims is not None and (not self.dims or any(int(d) <= 0 for d in self.dims)):
+            raise ValueError(f"--dims must be positive integers, got {self.dims}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"--threshold must be in (0, 1], got {self.threshold}")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        get_task(self.task)  # an unknown task fails here, before any model is loaded
+
+
+@dataclass
+class D90Result:
+    """One measurement: d90, the curve it came from, and everything needed to reproduce it."""
+
+    model: str
+    task: str
+    metric: str
+    D: int
+    d90: int | None
+    d90_chance_corrected: int | None
+    threshold: float
+    full_metric: float
+    chance: float
+    target: float
+    target_chance_corrected: float
+    train_examples: int
+    curve: list[dict]  # {"d", "mean", "std", "n", "lr", "bound"} sorted by d
+    failed_runs: int
+    config: dict
+    versions: dict
+
+    @property
+    def bound_term(self) -> float | None:
+        """√(d90/m): the d-dependent term of the compression bound, m training examples."""
+        return None if self.d90 is None else math.sqrt(self.d90 / self.train_examples)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bound_term": self.bound_term}
+
+    def to_frame(self):
+        """The curve as a pandas DataFrame (pandas must be installed)."""
+        try:
+            import pandas as pd
+        except ImportError as error:
+            raise ImportError("to_frame needs pandas: pip install pandas") from error
+        return pd.DataFrame(self.curve)
+
+    def plot(self, ax=None):
+        """Metric against d (log scale) with the threshold lines; returns the matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+        else:
+            fig = ax.figure
+        ds = [p["d"] for p in self.curve]
+        ax.errorbar(ds, [p["mean"] for p in self.curve], yerr=[p["std"] for p in self.curve],
+                    marker="o", capsize=3, label=f"{self.config['projection']}, {'SAID' if self.config['said'] else 'DID'}")
+        ax.axhline(self.full_metric, color="k", lw=1, label=f"full fine-tuning {self.full_metric:.3f}")
+        ax.axhline(self.target, color="C1", ls="--", label=f"{self.threshold:.0%} of full")
+        ax.axhline(self.target_chance_corrected, color="C2", ls=":", label="chance-corrected target")
+        ax.axhline(self.chance, color="grey", ls="-.", lw=1, label=f"chance {self.chance:.3f}")
+        ax.set_xscale("log")
+        ax.set_xlabel("subspace dimension d")
+        ax.set_ylabel(f"dev {self.metric}")
+        ax.set_title(f"{Path(self.model).name} on {self.task}: d90 = {self.d90}")
+        ax.legend(fontsize=8)
+        return fig
+
+
+class _Runner:
+    """Loads the data once, runs (or fetches from the store) single training runs."""
+
+    def __init__(self, config: MeasureConfig, store: ResultStore, progress: bool):
+        from transformers import AutoTokenizer
+
+        self.config, self.store, self.progress = config, store, progress
+        self.task: Task = get_task(config.task)
+        self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.D: int | None = None
+
+    def _load_model(self, seed: int):
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # our own bars show the runs
+        torch.manual_seed(seed)  # the classification head is freshly initialised
+        model = AutoModelForSequenceClassification.from_pretrained(self.config.model, num_labels=self.task.num_labels)
+        if self.D is None:
+            self.D = sum(p.numel() for p in model.parameters())
+            self.num_tensors = sum(1 for p in model.parameters() if p.numel() > 0)
+        return model
+
+    def run(self, d: int | None, lr: float, seed: int) -> dict:
+        """One run: full fine-tuning when d is None, else a subspace of dimension d."""
+        c = self.config
+        train_config = TrainConfig(lr=lr, epochs=c.epochs, batch_size=c.batch_size, max_length=c.max_length, seed=seed)
+        subspace = None if d is None else SubspaceConfig(
+            d=d, projection=c.projection, said=c.said, seed=seed, normalization=c.normalization,
+            layout=c.layout if c.projection == "fastfood" else "stacked",
+        )
+        run_config = {
+            "model": c.model, "task": self.task.name, "data_dir": c.data_dir,
+            "max_train_samples": c.max_train_samples, "train": train_config.to_dict(),
+            "subspace": None if subspace is None else subspace.to_dict(),
+        }
+        cached = self.store.get(run_config)
+        if cached is not None:
+            return cached
+        model = self._load_model(seed)
+        if subspace is not None:
+            from .wrapper import SubspaceWrapper
+
+            model = SubspaceWrapper(model, config=subspace)
+        label = "full fine-tuning" if d is None else f"d={d} lr={lr:g}"
+        result = train_and_evaluate(model, self.task, self.tokenizer, self.train, self.dev, train_config,
+                                    device=c.device, progress=self.progress,
+                                    description=f"{label} seed={seed}").to_dict()
+        self.store.put(run_config, result)
+        return result
+
+
+def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "results/runs.jsonl",
+                progress: bool = True, **options) -> D90Result:
+    """Measure d90 for one model and task; ``options`` are :class:`MeasureConfig` fields."""
+    config = config or MeasureConfig(**options)
+    runner = _Runner(config, ResultStore(results), progress)
+    metric = runner.task.d90_metric
+
+    full_runs = [runner.run(None, config.full_lr, seed) for seed in config.seeds]
+    ok_full = [r["metrics"][metric] for r in full_runs if r["status"] == "ok"]
+    if not ok_full:
+        raise RuntimeError(f"full fine-tuning failed for every seed: {full_runs[0]['error']}")
+    full = statistics.mean(ok_full)
+    chance = chance_scores(runner.task, runner.train, runner.dev)[metric]
+    if runner.D is None:
+        runner._load_model(config.seeds[0])
+
+    curve: dict[int, dict] = {}
+    failed = [0]
+
+    def score(d: int) -> float:
+        if config.said and d <= runner.num_tensors:
+            return float("-inf")  # SAID spends m of d on λ: d ≤ m cannot be trained, a miss
+        if d not in curve:
+            best = None
+            for lr in config.lrs:
+                values = []
+                for seed in config.seeds:
+                    result = runner.run(d, lr, seed)
+                    if result["status"] == "ok":
+                        values.append(result["metrics"][metric])
+                    else:
+                        failed[0] += 1
+                if len(values) == len(config.seeds):
+                    mean = statistics.mean(values)
+                    if best is None or mean > best["mean"]:
+                        std = statistics.stdev(values) if len(values) > 1 else 0.0
+                        best = {"d": d, "mean": mean, "std": std, "n": len(values), "lr": lr}
+            curve[d] = best or {"d": d, "mean": float("-inf"), "std": 0.0, "n": 0, "lr": None}
+            curve[d]["bound"] = math.sqrt(d / len(runner.train))
+        return curve[d]["mean"]
+
+    target = paper_target(full, config.threshold)
+    corrected = chance_corrected_target(full, chance, config.threshold)
+    max_d = config.max_d or runner.D
+    if config.dims:
+        for d in sorted(set(config.dims)):
+            score(d)
+        d90 = next((d for d in sorted(curve) if curve[d]["mean"] >= target), None)
+        d90c = next((d for d in sorted(curve) if curve[d]["mean"] >= corrected), None)
+    else:
+        start = min(config.start_d, max_d)
+        d90 = find_smallest_d(score, target, start, max_d, config.resolution)
+        d90c = find_smallest_d(score, corrected, start, max_d, config.resolution)
+
+    return D90Result(
+        model=config.model, task=runner.task.name, metric=metric, D=runner.D, d90=d90,
+        d90_chance_corrected=d90c, threshold=config.threshold, full_metric=full, chance=chance,
+        target=target, target_chance_corrected=corrected, train_examples=len(runner.train),
+        curve=[curve[d] for d in sorted(curve)], failed_runs=failed[0],
+        config=asdict(config), versions=library_versions(),
+    )

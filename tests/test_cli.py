@@ -1,0 +1,134 @@
+"""measure-did end to end on a tiny random BERT (built here) with the real tokenizer and MRPC."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from intrinsic.cli import main
+from intrinsic.store import ResultStore
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(shared, tmp_path_factory):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=128)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(shared / "models" / "paraphrase-MiniLM-L3-v2").save_pretrained(folder)
+    return folder
+
+
+def base_args(model_dir, shared, tmp_path, *extra):
+    return ["--model", str(model_dir), "--task", "mrpc", "--data-dir", str(shared / "data" / "glue"),
+            "--max-train-samples", "64", "--epochs", "1", "--max-length", "48", "--lr", "3e-2",
+            "--full-lr", "1e-3", "--results", str(tmp_path / "runs.jsonl"), "--no-progress", *extra]
+
+
+def test_search_end_to_end_writes_a_complete_summary(tiny_model_dir, shared, tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    code = main(base_args(tiny_model_dir, shared, tmp_path, "--start-d", "16", "--max-d", "512",
+                          "--seeds", "0", "1", "--output", str(out)))
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "chance-corrected d90" in printed and "full fine-tuning accuracy" in printed
+    summary = json.loads(out.read_text())
+    for key in ("model", "task", "D", "d90", "d90_chance_corrected", "threshold", "full_metric", "chance",
+                "curve", "config", "versions", "bound_term"):
+        assert key in summary
+    assert summary["chance"] == pytest.approx(0.684, abs=5e-4)
+    assert summary["config"]["projection"] == "fastfood" and summary["config"]["layout"] == "stacked"
+    assert summary["config"]["seeds"] == [0, 1]
+    assert all(p["n"] == 2 for p in summary["curve"])
+    ds = [p["d"] for p in summary["curve"]]
+    assert ds == sorted(ds) and ds[0] == 16
+    # The store holds the full runs (2 seeds) plus one run per (d, seed), each exactly once.
+    assert len(ResultStore(tmp_path / "runs.jsonl")) == 2 + 2 * len(ds)
+
+
+def test_explicit_dims_and_a_rerun_that_repeats_nothing(tiny_model_dir, shared, tmp_path, capsys):
+    args = base_args(tiny_model_dir, shared, tmp_path, "--dims", "8", "64", "--said", "--output", str(tmp_path / "s.json"))
+    assert main(args) == 0
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # full fine-tuning and d=64
+    assert [p["d"] for p in json.loads((tmp_path / "s.json").read_text())["curve"]] == [64]  # SAID: d=8 ≤ m is no subspace
+    assert main(args) == 0
+    assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
+
+
+def test_kill_minus_9_loses_at_most_the_run_in_flight(tiny_model_dir, shared, tmp_path):
+    store_path = tmp_path / "runs.jsonl"
+    args = base_args(tiny_model_dir, shared, tmp_path, "--dims", *[str(d) for d in range(10, 130, 10)],
+                     "--max-train-samples", "256")
+    command = [sys.executable, "-m", "intrinsic.cli", *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if store_path.exists() and len(store_path.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
+    before = [json.loads(line) for line in store_path.read_text().splitlines() if line.strip()]
+    assert 3 <= len(before) < 13
+
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    after = [json.loads(line) for line in store_path.read_text().splitlines() if line.strip()]
+    keys = [r["key"] for r in after]
+    assert len(keys) == len(set(keys)) == 13  # 1 full run + 12 dims, none run twice
+    assert after[: len(before)] == before  # finished runs were kept, not redone
+
+
+@pytest.mark.parametrize("case", ["unknown task", "unknown model", "missing data folder", "d <= 0",
+                                  "unwritable output", "malformed tsv"])
+def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared, tmp_path, capfd):
+    data_dir = shared / "data" / "glue"
+    args = {"--model": str(tiny_model_dir), "--task": "mrpc", "--data-dir": str(data_dir),
+            "--results": str(tmp_path / "runs.jsonl")}
+    extra = ["--dims", "16", "--epochs", "1", "--max-train-samples", "8", "--no-progress"]
+    expected = {
+        "unknown task": "unknown task 'mrcp'",
+        "unknown model": "cannot load model",
+        "missing data folder": "--data-dir must hold GLUE's task folders",
+        "d <= 0": "--dims must be positive integers",
+        "unwritable output": "cannot write --output",
+        "malformed tsv": "expected at least 5 tab-separated fields",
+    }[case]
+    if case == "unknown task":
+        args["--task"] = "mrcp"
+    elif case == "unknown model":
+        args["--model"] = str(tmp_path / "no-such-model")
+    elif case == "missing data folder":
+        args["--data-dir"] = str(tmp_path / "no-glue")
+    elif case == "d <= 0":
+        extra[1] = "0"
+    elif case == "unwritable output":
+        (tmp_path / "file").write_text("x")
+        extra += ["--output", str(tmp_path / "file" / "summary.json")]
+    elif case == "malformed tsv":
+        (tmp_path / "glue" / "MRPC").mkdir(parents=True)
+        for split in ("train", "dev"):
+            (tmp_path / "glue" / "MRPC" / f"{split}.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\tonly\n")
+        args["--data-dir"] = str(tmp_path / "glue")
+    code = main([x for kv in args.items() for x in kv] + extra)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("measure-did: error:") and expected in err[0]
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--projection", "--said", "--no-said", "--dims", "--seeds", "--threshold", "--max-train-samples",
+                 "--epochs", "--lr", "--device", "--output", "--results", "--data-dir", "--layout", "--normalization"):
+        assert flag in text
