@@ -18,6 +18,8 @@ from pathlib import Path
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .tasks import TASKS
 
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="measure-did", description=__doc__,
@@ -45,19 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=float, default=0.25, help="stop bisecting at hit/miss ≤ 1 + this (default 0.25)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda if available)")
     p.add_argument("--output", type=Path, help="write the JSON summary here")
+    p.add_argument("--figure", type=Path, help="draw metric against d to this file (.png, .svg or .pdf)")
     p.add_argument("--results", type=Path, default=Path("results/runs.jsonl"),
                    help="store of finished runs; reruns skip them (default results/runs.jsonl)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, flag: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as error:
-        raise PermissionError(f"cannot write --output {path} ({error.strerror}); choose a writable path") from None
+        raise PermissionError(f"cannot write {flag} {path} ({error.strerror}); choose a writable path") from None
 
 
 def format_table(result) -> str:
@@ -86,7 +89,11 @@ def main(argv=None) -> int:
 
     try:
         if args.output is not None:
-            _check_writable(args.output)
+            _check_writable(args.output, "--output")
+        if args.figure is not None:
+            if args.figure.suffix.lower() not in FIGURE_FORMATS:
+                raise ValueError(f"--figure {args.figure}: use one of {', '.join(FIGURE_FORMATS)}")
+            _check_writable(args.figure, "--figure")
         config = MeasureConfig(
             model=args.model, task=args.task, data_dir=args.data_dir, projection=args.projection,
             said=args.said, layout=args.layout, normalization=args.normalization, dims=args.dims,
@@ -110,6 +117,9 @@ def main(argv=None) -> int:
     if args.output is not None:
         args.output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.output}")
+    if args.figure is not None:
+        result.plot().savefig(args.figure, dpi=150, bbox_inches="tight")
+        print(f"wrote {args.figure}")
     return 0
 
 

@@ -13,9 +13,10 @@ The measurement for one (model, task):
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -90,6 +91,17 @@ class D90Result:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "bound_term": self.bound_term}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "D90Result":
+        """Inverse of :meth:`to_dict` (derived keys such as ``bound_term`` are recomputed)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "D90Result":
+        """Read a JSON summary written by ``measure-did --output``."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
     def to_frame(self):
         """The curve as a pandas DataFrame (pandas must be installed)."""

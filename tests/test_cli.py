@@ -89,7 +89,7 @@ def test_kill_minus_9_loses_at_most_the_run_in_flight(tiny_model_dir, shared, tm
 
 
 @pytest.mark.parametrize("case", ["unknown task", "unknown model", "missing data folder", "d <= 0",
-                                  "unwritable output", "malformed tsv"])
+                                  "unwritable output", "malformed tsv", "figure format"])
 def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared, tmp_path, capfd):
     data_dir = shared / "data" / "glue"
     args = {"--model": str(tiny_model_dir), "--task": "mrpc", "--data-dir": str(data_dir),
@@ -102,6 +102,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared,
         "d <= 0": "--dims must be positive integers",
         "unwritable output": "cannot write --output",
         "malformed tsv": "expected at least 5 tab-separated fields",
+        "figure format": "--figure curve.jpg: use one of .png, .svg, .pdf",
     }[case]
     if case == "unknown task":
         args["--task"] = "mrcp"
@@ -114,6 +115,8 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared,
     elif case == "unwritable output":
         (tmp_path / "file").write_text("x")
         extra += ["--output", str(tmp_path / "file" / "summary.json")]
+    elif case == "figure format":
+        extra += ["--figure", "curve.jpg"]
     elif case == "malformed tsv":
         (tmp_path / "glue" / "MRPC").mkdir(parents=True)
         for split in ("train", "dev"):
@@ -130,5 +133,5 @@ def test_help_documents_every_flag(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     for flag in ("--projection", "--said", "--no-said", "--dims", "--seeds", "--threshold", "--max-train-samples",
-                 "--epochs", "--lr", "--device", "--output", "--results", "--data-dir", "--layout", "--normalization"):
+                 "--epochs", "--lr", "--device", "--output", "--figure", "--results", "--data-dir", "--layout", "--normalization"):
         assert flag in text

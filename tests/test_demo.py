@@ -1,28 +1,38 @@
-"""The README's quick-start run, on a small slice of real data."""
+"""The README's quick start: measure-did with an embedded preset, here shrunk to seconds."""
 
-from intrinsic import SubspaceWrapper
-from intrinsic.demo import main
+import json
+
+from intrinsic.demo import main, preset
+from intrinsic.measure import D90Result
 
 
-def test_demo_trains_and_saves_a_loadable_subspace(shared, tmp_path, capsys):
-    out = tmp_path / "subspace"
-    code = main(["--steps", "3", "--train-samples", "64", "--batch-size", "8", "--max-length", "32",
-                 "--output", str(out)])
+def test_demo_runs_the_preset_and_writes_summary_figure_and_store(shared, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the preset writes under runs/demo/
+    code = main(["--max-train-samples", "64", "--dims", "256", "--max-length", "32", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "MRPC dev accuracy" in printed and "majority class 0.684" in printed
-    assert sum(f.stat().st_size for f in out.iterdir()) < 8 * 1024
+    assert "paraphrase-MiniLM-L3-v2" in printed and "task sst2" in printed and "chance-corrected d90" in printed
 
-    from transformers import AutoModelForSequenceClassification
+    summary = json.loads((tmp_path / "runs/demo/d90.json").read_text())
+    assert summary["task"] == "sst2" and summary["train_examples"] == 64
+    assert [p["d"] for p in summary["curve"]] == [256]
+    assert summary["config"]["lrs"] == [0.03] and summary["config"]["epochs"] == 1
+    assert 0.45 < summary["chance"] < 0.55  # SST-2 dev is nearly balanced
+    assert (tmp_path / "runs/demo/d90.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / "runs/demo/runs.jsonl").read_text().splitlines()) == 2  # full + one subspace run
+    assert D90Result.load(tmp_path / "runs/demo/d90.json").to_dict() == summary
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        shared / "models" / "paraphrase-MiniLM-L3-v2", num_labels=2
-    )
-    loaded = SubspaceWrapper.from_pretrained(model, out)
-    assert loaded.num_trainable() == 1000 and loaded.theta_d.abs().sum() > 0
+
+def test_demo_flags_override_the_preset():
+    # argparse keeps the last value of a repeated option, which is what lets users override the preset
+    from intrinsic.cli import build_parser
+
+    args = build_parser().parse_args(preset() + ["--task", "mrpc", "--epochs", "3"])
+    assert args.task == "mrpc" and args.epochs == 3 and args.max_length == 64
 
 
 def test_demo_missing_data_folder_is_one_clear_error(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "--data-dir" in err and "Traceback" not in err
+    assert err.startswith("measure-did: error:") and "--data-dir" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
