@@ -5,6 +5,9 @@ matrix (entries ±1, ``H_n @ H_n = n·I``, symmetric), n = ``x.shape[-1]`` a pow
 
 Backends, tried in this order unless one is forced:
 
+* ``"triton"``: our kernel (``kernels/hadamard.py``, ``intrinsic.kernels``), for CUDA tensors
+  when triton imports; one program per row of ≤ 2^15 entries, longer rows as H_a ⊗ H_b. On CPU
+  it is usable only when forced, under Triton's interpreter (``TRITON_INTERPRET=1``);
 * ``"fast_hadamard_transform"``: Tri Dao's CUDA kernel, used for CUDA tensors when the
   optional package imports (``pip install intrinsic[cuda]``);
 * ``"torch"``: pure PyTorch, any device. ``H_n`` is factored as a Kronecker product of
@@ -96,16 +99,29 @@ def _hadamard_fht(x: torch.Tensor) -> torch.Tensor:
     return y.reshape(batch, b, a).transpose(1, 2).reshape(batch, n)
 
 
-_BACKENDS = {"torch": _hadamard_torch, "fast_hadamard_transform": _hadamard_fht}
+def _hadamard_triton(x: torch.Tensor) -> torch.Tensor:
+    from .kernels.hadamard import hadamard_rows
+
+    return hadamard_rows(x)
+
+
+_BACKENDS = {"triton": _hadamard_triton, "fast_hadamard_transform": _hadamard_fht, "torch": _hadamard_torch}
+_FLOAT64_BACKENDS = ("triton", "torch")  # fast-hadamard-transform has no float64 path
 
 
 def available_backends(device: torch.device | str = "cpu") -> list[str]:
-    """Backends usable for tensors on ``device``, in dispatch order."""
+    """Backends usable for tensors on ``device``, in dispatch order (``"auto"`` takes the first)."""
+    from .kernels import unavailable_reason
+
     device = torch.device(device)
     names = []
+    if device.type == "cuda" and unavailable_reason(device) is None:
+        names.append("triton")
     if device.type == "cuda" and _fht_module() is not None:
         names.append("fast_hadamard_transform")
     names.append("torch")
+    if device.type == "cpu" and unavailable_reason(device) is None:
+        names.append("triton")  # the interpreter: correct but slow, so only when forced
     return names
 
 
@@ -118,14 +134,12 @@ def _resolve_backend(x: torch.Tensor, backend: str | None) -> str:
     requested = backend or os.environ.get(BACKEND_ENV_VAR) or "auto"
     usable = available_backends(x.device)
     if requested == "auto":
-        if x.dtype == torch.float64:
-            return "torch"  # the CUDA kernels have no float64 path
-        return usable[0]
+        return next(name for name in usable if x.dtype != torch.float64 or name in _FLOAT64_BACKENDS)
     if requested not in _BACKENDS:
         raise ValueError(
             f"unknown Hadamard backend {requested!r}; choose one of {sorted(_BACKENDS)} or 'auto'"
         )
-    if requested not in usable or (requested != "torch" and x.dtype == torch.float64):
+    if requested not in usable or (x.dtype == torch.float64 and requested not in _FLOAT64_BACKENDS):
         _warn_once(
             f"Hadamard backend {requested!r} is not usable for {x.dtype} tensors on {x.device.type}; "
             f"falling back to 'torch'. Usable here: {usable}."
@@ -148,8 +162,8 @@ class _HadamardTransform(torch.autograd.Function):
 def _transform_2d(x: torch.Tensor, backend: str) -> torch.Tensor:
     n = x.shape[-1]
     flat = x.reshape(-1, n)
-    if flat.dtype in (torch.float16, torch.bfloat16) and backend == "torch":
-        return _hadamard_torch(flat.float()).to(x.dtype).reshape(x.shape)
+    if flat.dtype in (torch.float16, torch.bfloat16) and backend in ("torch", "triton"):
+        return _BACKENDS[backend](flat.float()).to(x.dtype).reshape(x.shape)
     return _BACKENDS[backend](flat).reshape(x.shape)
 
 
@@ -159,7 +173,7 @@ def hadamard_transform(x: torch.Tensor, backend: str | None = None) -> torch.Ten
     Args:
         x: tensor of shape (..., n), n a power of two (any n up to 2^31 that fits in memory),
             float32 or float64 (float16/bfloat16 are computed in float32).
-        backend: ``"auto"`` (default), ``"torch"`` or ``"fast_hadamard_transform"``; overrides
+        backend: ``"auto"`` (default), ``"triton"``, ``"fast_hadamard_transform"`` or ``"torch"``; overrides
             ``$INTRINSIC_HADAMARD_BACKEND``.
 
     Returns:

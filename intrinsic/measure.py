@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .config import SubspaceConfig
+from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .search import chance_corrected_target, find_smallest_d, paper_target
 from .store import ResultStore, library_versions
 from .tasks import Task, chance_scores, get_task, load_task
@@ -172,6 +173,8 @@ class _Runner:
             "max_train_samples": c.max_train_samples, "train": train_config.to_dict(),
             "subspace": None if subspace is None else subspace.to_dict(),
         }
+        if subspace is not None and subspace.projection == "fastfood":
+            run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
         cached = self.store.get(run_config)
         if cached is not None:
             return cached

@@ -8,6 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+# Without a GPU, Triton kernels run on its CPU interpreter: this must be set before any kernel
+# module is imported (kernels are compiled or interpreted when they are defined).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from intrinsic.paths import shared_dir
 
 

@@ -62,10 +62,11 @@ def test_rejects_integer_input():
 
 
 def test_every_available_backend_agrees_with_torch():
+    # Backends sum in different orders: float32 agreement to 1e-6 of the output scale √n·|x|.
     x = torch.randn(5, 1024)
     reference = hadamard_transform(x, backend="torch")
     for backend in available_backends(x.device):
-        torch.testing.assert_close(hadamard_transform(x, backend=backend), reference)
+        torch.testing.assert_close(hadamard_transform(x, backend=backend), reference, rtol=0, atol=1e-6 * 32 * 4)
 
 
 def test_unusable_backend_warns_and_falls_back(monkeypatch):

@@ -17,24 +17,43 @@ Two block layouts, a named option recorded with every result:
   d larger than a tensor's padded size: every entry of θ_d reaches every tensor (the reference
   code silently dropped θ_d beyond L_i). Cost O(Σ L_i log L_i).
 
-Random state is stored per block: signs int8, permutation int16 (int32 when L > 2^15) and
-G float32, i.e. 7 bytes per entry of the covered length (``state_nbytes()``).
+Random state: every sign, Gaussian and permutation entry is a counter-based hash of (seed,
+block, index) (``fastfood_random``), so no backend has to store it. Two backends compute the
+same P (option ``backend`` or ``$INTRINSIC_FASTFOOD_BACKEND``):
+
+* ``"triton"``: the one-pass kernels in ``kernels/`` (``intrinsic.kernels.fastfood``), which
+  regenerate the state in registers: O(1) memory beyond the output. Chosen by ``"auto"`` for
+  CUDA tensors when triton imports and every block has L ≤ 2^15.
+* ``"torch"``: chunked PyTorch. It materialises the state on first use and keeps it (signs
+  int8, permutation int16/int32, normalised G float32: 7 bytes per covered entry,
+  ``state_nbytes()``), trading memory for speed on CPU.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .. import seeding
 from ..hadamard import hadamard_transform
+from . import fastfood_random
 from .base import Projection, next_power_of_two
 
 LAYOUTS = ("stacked", "per_tensor")
-STATE_CHUNK_ELEMENTS = 1 << 22  # entries of random state drawn from one stream
+BACKENDS = ("auto", "triton", "torch")
+BACKEND_ENV_VAR = "INTRINSIC_FASTFOOD_BACKEND"
+RANDOM_SCHEME = "counter32-v1"  # recorded in config(): which random numbers a seed means
 WORK_CHUNK_ELEMENTS = 1 << 22  # entries transformed at once in matvec / rmatvec
+KERNEL_MAX_BLOCK = 1 << 15  # largest block the Triton kernel holds in one program
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,7 @@ class BlockGroup:
     block_size: int
     count: int
     state_offset: int  # where this group's random state starts in the flat state buffers
+    first_block: int  # blocks are numbered across groups: the random stream of block b is b's
 
 
 class FastfoodProjection(Projection):
@@ -59,31 +79,37 @@ class FastfoodProjection(Projection):
         normalization: str = "global",
         layout: str = "stacked",
         block_size: int | None = None,
+        backend: str = "auto",
     ):
         super().__init__(d, segment_sizes, seed, normalization)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown Fastfood backend {backend!r}; choose one of {BACKENDS}")
         if layout not in LAYOUTS:
             raise ValueError(f"unknown Fastfood layout {layout!r}; choose one of {LAYOUTS}")
         if block_size is not None and (layout != "stacked" or block_size < d or block_size & (block_size - 1)):
             raise ValueError(
                 f"block_size={block_size} needs layout='stacked' and a power of two ≥ d={d}"
             )
-        self.layout = layout
+        self.layout, self.backend = layout, backend
         self.groups = self._plan_groups(block_size)
         block_sizes = self._block_size_per_segment()
         bounds = torch.tensor([0, *self.segment_sizes]).cumsum(0).tolist()
         self._segment_ranges = [
             (bounds[i], bounds[i + 1], (L / self.normalizer(i)) ** 0.5) for i, L in enumerate(block_sizes)
         ]
-        self._draw_state()
+        self._seed_key = fastfood_random.seed_key(seed)
+        self._kernel_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        # An empty buffer that follows .to()/.cuda(), so the lazily drawn state knows its device.
+        self.register_buffer("_placement", torch.empty(0), persistent=False)
 
     def _plan_groups(self, block_size: int | None) -> list[BlockGroup]:
         if self.layout == "stacked":
             L = block_size or next_power_of_two(self.d)
-            return [BlockGroup(0, self.D, L, -(-self.D // L), 0)]
+            return [BlockGroup(0, self.D, L, -(-self.D // L), 0, 0)]
         groups, offset, state_offset = [], 0, 0
-        for n in self.segment_sizes:
+        for index, n in enumerate(self.segment_sizes):
             L = next_power_of_two(max(n, self.d))
-            groups.append(BlockGroup(offset, n, L, 1, state_offset))
+            groups.append(BlockGroup(offset, n, L, 1, state_offset, index))
             offset += n
             state_offset += L
         return groups
@@ -93,24 +119,21 @@ class FastfoodProjection(Projection):
             return [self.groups[0].block_size] * len(self.segment_sizes)
         return [group.block_size for group in self.groups]
 
-    def _draw_state(self) -> None:
+    def _draw_state(self, device: torch.device) -> None:
+        """Materialise the state for the torch backend (the kernels regenerate it instead)."""
         signs, perms, gauss = [], [], []
-        for g_index, group in enumerate(self.groups):
+        for group in self.groups:
             L = group.block_size
-            per_chunk = max(1, STATE_CHUNK_ELEMENTS // L)
-            for c_index, first in enumerate(range(0, group.count, per_chunk)):
-                count = min(per_chunk, group.count - first)
-                gen = seeding.generator(self.seed, "fastfood", g_index, c_index)
-                signs.append(torch.randint(0, 2, (count, L), generator=gen, dtype=torch.int8) * 2 - 1)
-                if count == 1:
-                    perm = torch.randperm(L, generator=gen)[None]
-                else:
-                    perm = torch.argsort(torch.rand(count, L, generator=gen), dim=1)
+            per_chunk = max(1, WORK_CHUNK_ELEMENTS // L)
+            for first in range(0, group.count, per_chunk):
+                keys = fastfood_random.block_keys(self.seed, group.first_block + first, min(per_chunk, group.count - first))
+                s, g = fastfood_random.signs_and_gaussians(keys, L)
+                signs.append(s)
+                perm = fastfood_random.permutation(keys, L)
                 perms.append(perm.to(torch.int16 if L <= 2**15 else torch.int32))
-                g = torch.randn(count, L, generator=gen)
                 # Unit-norm columns: ‖H G Π H B e_j‖² = L·ΣG² for unnormalised H.
                 gauss.append(g / (L * g.square().sum(1, keepdim=True)).sqrt())
-        flat = lambda parts: torch.cat([p.reshape(-1) for p in parts])  # noqa: E731
+        flat = lambda parts: torch.cat([p.reshape(-1) for p in parts]).to(device)  # noqa: E731
         self.register_buffer("signs", flat(signs), persistent=False)
         self.register_buffer("permutation", flat(perms), persistent=False)
         self.register_buffer("gauss", flat(gauss), persistent=False)
@@ -132,6 +155,8 @@ class FastfoodProjection(Projection):
     def _state(self, group: BlockGroup, first: int, count: int, dtype: torch.dtype):
         """(signs, permutation as int64, scaled G) of blocks [first, first + count), shape (count, L)."""
         L = group.block_size
+        if getattr(self, "gauss", None) is None:
+            self._draw_state(self._device)
         begin = group.state_offset + first * L
         span, shape = slice(begin, begin + count * L), (count, L)
         return (
@@ -149,7 +174,50 @@ class FastfoodProjection(Projection):
                 values[lo - start : hi - start].mul_(scale)
         return values
 
+    @property
+    def _device(self) -> torch.device:
+        return self._placement.device
+
+    def resolve_backend(self, x: torch.Tensor) -> str:
+        """The backend that computes with ``x``: ``"triton"`` or ``"torch"`` (see module doc)."""
+        requested = self.backend if self.backend != "auto" else os.environ.get(BACKEND_ENV_VAR, "auto")
+        if requested not in BACKENDS:
+            raise ValueError(f"${BACKEND_ENV_VAR}={requested!r}; choose one of {BACKENDS}")
+        if requested == "torch" or (requested == "auto" and x.device.type != "cuda"):
+            return "torch"
+        from ..kernels import unavailable_reason
+
+        reason = unavailable_reason(x.device)
+        if reason is None and max(g.block_size for g in self.groups) > KERNEL_MAX_BLOCK:
+            reason = f"blocks of {max(g.block_size for g in self.groups)} entries exceed the kernel's {KERNEL_MAX_BLOCK}"
+        if reason is None and x.dtype not in (torch.float32, torch.float64):
+            reason = f"the kernel computes in float32/float64, not {x.dtype}"
+        if reason is not None:
+            _warn_once(f"Fastfood backend 'triton' is not usable: {reason}; using 'torch'.")
+            return "torch"
+        return "triton"
+
+    def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(segment starts int64, segment scales float32) on ``device``, for the kernel."""
+        if device not in self._kernel_tables:
+            starts = torch.tensor([start for start, _, _ in self._segment_ranges], dtype=torch.int64)
+            scales = torch.tensor([scale for _, _, scale in self._segment_ranges], dtype=torch.float32)
+            self._kernel_tables[device] = (starts.to(device), scales.to(device))
+        return self._kernel_tables[device]
+
+    def _kernel_args(self, group: BlockGroup, device: torch.device) -> dict:
+        starts, scales = self._tables(device)
+        return dict(seed_key=self._seed_key, block_size=group.block_size, first_block=group.first_block,
+                    out_start=group.offset, length=group.length, segment_starts=starts, segment_scales=scales)
+
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
+        if self.resolve_backend(theta_d) == "triton":
+            from ..kernels.fastfood import fastfood_forward
+
+            out, theta_d = theta_d.new_empty(self.D), theta_d.contiguous()
+            for group in self.groups:
+                fastfood_forward(theta_d, out, **self._kernel_args(group, theta_d.device))
+            return out
         out = theta_d.new_empty(self.D)
         for group in self.groups:
             x = theta_d.new_zeros(group.block_size)
@@ -163,6 +231,12 @@ class FastfoodProjection(Projection):
         return out
 
     def rmatvec(self, grad: torch.Tensor) -> torch.Tensor:
+        if self.resolve_backend(grad) == "triton":
+            from ..kernels.fastfood import fastfood_transpose
+
+            grad = grad.contiguous()
+            return sum(fastfood_transpose(grad, d=self.d, **self._kernel_args(group, grad.device))
+                       for group in self.groups)
         out = grad.new_zeros(self.d)
         for group in self.groups:
             L = group.block_size
@@ -177,7 +251,7 @@ class FastfoodProjection(Projection):
         return out
 
     def config(self) -> dict:
-        cfg = {**super().config(), "layout": self.layout}
+        cfg = {**super().config(), "layout": self.layout, "random": RANDOM_SCHEME}
         if self.layout == "stacked":
             cfg["block_size"] = self.groups[0].block_size
         return cfg

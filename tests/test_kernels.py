@@ -1,0 +1,210 @@
+"""The Triton kernels in kernels/, run on the CPU interpreter (TRITON_INTERPRET=1, set in conftest).
+
+They must compute exactly what the PyTorch reference computes: the same integers (signs and
+permutations, bit for bit), Gaussians to float32 rounding, the same Hadamard transform, and a
+Fastfood projection equal to the torch backend's. Tolerances: float32 results within 1e-5
+relative to the largest entry, float64 within 1e-6 (the Gaussians are float32 in both backends
+and differ by a few ulps between libm and Triton's log/cos).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
+from intrinsic import hadamard_transform  # noqa: E402
+from intrinsic.hadamard import available_backends, sylvester_matrix  # noqa: E402
+from intrinsic.kernels import interpreting  # noqa: E402
+from intrinsic.kernels.fastfood import (  # noqa: E402
+    _block_key,
+    _permuted_index,
+    _signs_and_gaussians,
+    fastfood_forward,
+)
+from intrinsic.kernels.hadamard import hadamard_rows  # noqa: E402
+from intrinsic.projections import FastfoodProjection, fastfood_random  # noqa: E402
+from intrinsic.projections import fastfood as fastfood_module  # noqa: E402
+
+from .conftest import tiny_bert_classifier, token_batch  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not (torch.cuda.is_available() or interpreting()), reason="needs a GPU or TRITON_INTERPRET=1"
+)
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+ODD_SEGMENTS = [5, 300, 1, 77, 1030]
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+@triton.jit
+def _random_streams_probe(ints_ptr, gauss_ptr, seed_key, first_block, LOG_L: tl.constexpr, INVERSE: tl.constexpr):
+    L: tl.constexpr = 1 << LOG_L
+    block = tl.program_id(0)
+    j = tl.arange(0, L)
+    key = _block_key(seed_key.to(tl.uint32), (first_block + block).to(tl.uint32))
+    sign, gauss = _signs_and_gaussians(key, j.to(tl.uint32))
+    perm = _permuted_index(key, j.to(tl.uint32), LOG_L, INVERSE)
+    tl.store(ints_ptr + block * 2 * L + j, perm.to(tl.int64))
+    tl.store(ints_ptr + block * 2 * L + L + j, sign.to(tl.int64))
+    tl.store(gauss_ptr + block * L + j, gauss)
+
+
+@pytest.mark.parametrize("log_l", [0, 1, 4, 9])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_kernel_random_streams_equal_the_reference(log_l, inverse):
+    L, blocks, seed, first = 1 << log_l, 3, 2**40 + 17, 5
+    ints = torch.zeros(blocks, 2 * L, dtype=torch.int64, device=DEVICE)
+    gauss = torch.zeros(blocks, L, dtype=torch.float32, device=DEVICE)
+    _random_streams_probe[(blocks,)](ints, gauss, fastfood_random.seed_key(seed), first, LOG_L=log_l, INVERSE=inverse)
+    keys = fastfood_random.block_keys(seed, first, blocks)
+    signs, reference_gauss = fastfood_random.signs_and_gaussians(keys, L)
+    assert torch.equal(ints[:, :L].cpu(), fastfood_random.permutation(keys, L, inverse=inverse))
+    assert torch.equal(ints[:, L:].cpu(), signs.long())
+    assert (gauss.cpu() - reference_gauss).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("L", [1, 2, 16, 1024, 1 << 15])
+def test_reference_permutation_is_a_bijection_with_its_inverse(L):
+    keys = fastfood_random.block_keys(3, 0, 4)
+    forward, inverse = fastfood_random.permutation(keys, L), fastfood_random.permutation(keys, L, inverse=True)
+    identity = torch.arange(L).expand(4, L)
+    assert torch.equal(forward.sort(1).values, identity)
+    assert torch.equal(torch.gather(forward, 1, inverse), identity)
+    if L >= 16:
+        assert not torch.equal(forward[0], forward[1])  # blocks get different permutations
+        assert (forward[0] != torch.arange(L)).float().mean() > 0.5
+
+
+def test_reference_gaussians_and_signs_have_the_intended_statistics():
+    signs, gauss = fastfood_random.signs_and_gaussians(fastfood_random.block_keys(0, 0, 256), 1024)
+    n = gauss.numel()
+    assert abs(signs.float().mean()) < 4 / n**0.5
+    assert abs(gauss.mean()) < 4 / n**0.5 and abs(gauss.var() - 1) < 4 * (2 / n) ** 0.5
+    assert abs((gauss**4).mean() - 3) < 0.1  # Gaussian kurtosis, not uniform or ±1
+    assert torch.corrcoef(torch.stack([signs.float().flatten(), gauss.flatten()]))[0, 1].abs() < 4 / n**0.5
+
+
+@pytest.mark.parametrize("n", [1, 2, 64, 1024])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_triton_hadamard_equals_the_explicit_matrix(n, dtype):
+    x = torch.randn(3, 2, n, dtype=dtype, generator=torch.Generator().manual_seed(n)).to(DEVICE)
+    expected = x @ sylvester_matrix(n, dtype, DEVICE)
+    got = hadamard_transform(x, backend="triton")
+    assert relative_error(got, expected) < (1e-6 if dtype == torch.float32 else 1e-12)
+
+
+def test_triton_hadamard_split_path_for_long_rows():
+    # Rows longer than one program are transformed as H_a ⊗ H_b; a limit of 2^3 reaches that path.
+    x = torch.randn(2, 64, dtype=torch.float64, device=DEVICE)
+    expected = x @ sylvester_matrix(64, torch.float64, DEVICE)
+    assert relative_error(hadamard_rows(x, max_log_block=3), expected) < 1e-12
+    with pytest.raises(ValueError, match="n ≤ 2\\^6"):
+        hadamard_rows(torch.zeros(1, 128, dtype=torch.float64, device=DEVICE), max_log_block=3)
+
+
+def test_triton_is_dispatched_first_on_cuda_and_only_when_forced_on_cpu():
+    names = available_backends(DEVICE)
+    assert names[0 if DEVICE == "cuda" else -1] == "triton" and "torch" in names
+    # agreement of every available backend: tests/test_hadamard.py
+
+
+def test_triton_hadamard_is_differentiable():
+    x = torch.randn(2, 32, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: hadamard_transform(t, backend="triton"), (x,))
+
+
+CASES = {
+    "stacked, global": dict(d=40, layout="stacked"),
+    "stacked, per-tensor scale": dict(d=40, layout="stacked", normalization="per_tensor"),
+    "stacked, d a power of two, big block": dict(d=64, layout="stacked", block_size=256),
+    "per-tensor layout": dict(d=100, layout="per_tensor"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fastfood_kernel_equals_the_torch_backend(case, dtype):
+    options = CASES[case]
+    kernel = FastfoodProjection(segment_sizes=ODD_SEGMENTS, seed=7, backend="triton", **options).to(DEVICE)
+    reference = FastfoodProjection(segment_sizes=ODD_SEGMENTS, seed=7, backend="torch", **options).to(DEVICE)
+    g = torch.Generator().manual_seed(1)
+    theta = torch.randn(kernel.d, dtype=dtype, generator=g).to(DEVICE)
+    grad = torch.randn(kernel.D, dtype=dtype, generator=g).to(DEVICE)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-6
+    assert relative_error(kernel.matvec(theta), reference.matvec(theta)) < tolerance
+    assert relative_error(kernel.rmatvec(grad), reference.rmatvec(grad)) < tolerance
+    assert kernel.state_nbytes() == 0 and reference.state_nbytes() > 0  # the kernel stores nothing
+
+
+def test_fastfood_kernel_is_an_exact_adjoint_and_passes_gradcheck():
+    P = FastfoodProjection(6, [5, 30, 1, 7], seed=3, backend="triton").to(DEVICE)  # few blocks: fast to interpret
+    x = torch.randn(P.d, dtype=torch.float64, device=DEVICE)
+    y = torch.randn(P.D, dtype=torch.float64, device=DEVICE)
+    assert abs(torch.dot(P.matvec(x), y) - torch.dot(x, P.rmatvec(y))) < 1e-10 * y.norm() * x.norm()
+    theta = torch.zeros(P.d, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    weights = torch.randn(P.D, dtype=torch.float64, device=DEVICE)
+    assert torch.autograd.gradcheck(lambda t: (P(t) * weights).sum() + P(t).square().sum(), (theta,))
+
+
+def test_fastfood_kernel_fuses_the_add_into_theta0():
+    P = FastfoodProjection(40, ODD_SEGMENTS, seed=5, backend="triton").to(DEVICE)
+    theta = torch.randn(P.d, device=DEVICE)
+    base = torch.randn(P.D, device=DEVICE)
+    out = torch.empty_like(base)
+    fastfood_forward(theta, out, base=base, **P._kernel_args(P.groups[0], theta.device))
+    assert relative_error(out, base + P.matvec(theta)) < 1e-6
+
+
+def test_wrapper_trains_identically_on_both_backends(monkeypatch):
+    from intrinsic import SubspaceWrapper
+
+    losses, grads = {}, {}
+    for backend in ("torch", "triton"):
+        monkeypatch.setenv("INTRINSIC_FASTFOOD_BACKEND", backend)
+        # One 2^15 block per 32k parameters: few programs, which is what the interpreter pays for.
+        wrapper = SubspaceWrapper(tiny_bert_classifier(), d=64, said=True, seed=11, block_size=1 << 15).to(DEVICE)
+        with torch.no_grad():
+            wrapper.theta_d.normal_(generator=torch.Generator(DEVICE).manual_seed(0))
+        loss = wrapper(input_ids=token_batch().to(DEVICE), labels=torch.tensor([0, 1, 1], device=DEVICE)).loss
+        loss.backward()
+        losses[backend], grads[backend] = loss.item(), torch.cat([p.grad for p in wrapper.trainable_parameters()])
+    assert abs(losses["torch"] - losses["triton"]) < 1e-5
+    assert relative_error(grads["triton"], grads["torch"]) < 1e-4
+
+
+def test_an_unusable_kernel_backend_warns_once_and_falls_back(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    fastfood_module._warn_once.cache_clear()
+    P = FastfoodProjection(8, [100], backend="triton")
+    with pytest.warns(RuntimeWarning, match="Fastfood backend 'triton' is not usable") as caught:
+        first = P.matvec(torch.ones(8))
+        P.matvec(torch.ones(8))
+    assert len([w for w in caught if "Fastfood backend" in str(w.message)]) == 1
+    expected = FastfoodProjection(8, [100], backend="torch").matvec(torch.ones(8))
+    assert torch.equal(first, expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert FastfoodProjection(8, [100]).resolve_backend(torch.ones(8)) == "torch"  # auto on CPU: silent
+
+
+def test_blocks_larger_than_the_kernel_fall_back_to_torch():
+    fastfood_module._warn_once.cache_clear()
+    P = FastfoodProjection(40_000, [50_000], backend="triton")
+    with pytest.warns(RuntimeWarning, match="exceed the kernel"):
+        assert P.resolve_backend(torch.ones(1, device=DEVICE)) == "torch"
+
+
+def test_unknown_backend_is_a_clear_error(monkeypatch):
+    with pytest.raises(ValueError, match="unknown Fastfood backend 'cuda'"):
+        FastfoodProjection(8, [100], backend="cuda")
+    monkeypatch.setenv("INTRINSIC_FASTFOOD_BACKEND", "fast")
+    with pytest.raises(ValueError, match="INTRINSIC_FASTFOOD_BACKEND='fast'"):
+        FastfoodProjection(8, [100]).matvec(torch.ones(8))
