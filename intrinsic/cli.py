@@ -78,6 +78,7 @@ def format_table(result) -> str:
         f"chance-corrected d90 (≥ chance + {result.threshold:g}·(full − chance) = {result.target_chance_corrected:.4f}): "
         f"{result.d90_chance_corrected}",
     ]
+    lines += [f"note: {note}" for note in result.notes]
     if result.failed_runs:
         lines.append(f"{result.failed_runs} run(s) failed (NaN or diverging loss) and were skipped")
     return "\n".join(lines)

@@ -84,6 +84,7 @@ class D90Result:
     failed_runs: int
     config: dict
     versions: dict
+    notes: list[str] = field(default_factory=list)  # caveats a reader of d90 must know
 
     @property
     def bound_term(self) -> float | None:
@@ -242,13 +243,18 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "r
         d90c = next((d for d in sorted(curve) if curve[d]["mean"] >= corrected), None)
     else:
         start = min(config.start_d, max_d)
-        d90 = find_smallest_d(score, target, start, max_d, config.resolution)
+        d90 = None if target <= chance else find_smallest_d(score, target, start, max_d, config.resolution)
         d90c = find_smallest_d(score, corrected, start, max_d, config.resolution)
+    notes = []
+    if target <= chance:
+        d90 = None  # whatever the curve says: a constant predictor already reaches the target
+        notes.append(f"the paper's target {target:.4f} is at or below chance {chance:.4f}: predicting the "
+                     "majority class reaches it, so d90 is undefined here; read the chance-corrected d90")
 
     return D90Result(
         model=config.model, task=runner.task.name, metric=metric, D=runner.D, d90=d90,
         d90_chance_corrected=d90c, threshold=config.threshold, full_metric=full, chance=chance,
         target=target, target_chance_corrected=corrected, train_examples=len(runner.train),
         curve=[curve[d] for d in sorted(curve)], failed_runs=failed[0],
-        config=asdict(config), versions=library_versions(),
+        config=asdict(config), versions=library_versions(), notes=notes,
     )
