@@ -118,16 +118,10 @@ class SubspaceWrapper(nn.Module):
     # ---------------------------------------------------------------- forward
     def effective_parameters(self) -> dict[str, torch.Tensor]:
         """{name: θ₀ + P θ_d (scaled by λ in SAID)}, differentiable in θ_d and λ."""
-        update = self.projection(self.theta_d)
         model_params = dict(self.model.named_parameters())
-        effective = {}
-        for i, (name, delta) in enumerate(zip(self.parameter_names, update.split(self.projection.segment_sizes))):
-            base = model_params[name]
-            delta = delta.view(base.shape)
-            if self.said_scales is not None:
-                delta = delta * self.said_scales[i]
-            effective[name] = base + delta.to(base.dtype)
-        return effective
+        bases = [model_params[name] for name in self.parameter_names]
+        tensors = self.projection.add_to(self.theta_d, bases, self.said_scales)
+        return dict(zip(self.parameter_names, tensors))
 
     def forward(self, *args, **kwargs):
         if self._merged:

@@ -106,45 +106,54 @@ def _block_transform(x, key, j, LOG_L: tl.constexpr):
 
 @triton.jit
 def _fastfood_forward_kernel(theta_ptr, out_ptr, base_ptr, seg_start_ptr, seg_scale_ptr,
-                             d, length, out_start, first_block, seed_key, n_segments,
+                             d, row_begin, row_end, group_offset, first_block, seed_key, n_segments,
                              LOG_L: tl.constexpr, SEARCH_STEPS: tl.constexpr, HAS_BASE: tl.constexpr):
+    # Rows are global (flat θ) indices. The group's blocks start at row group_offset; this launch
+    # writes rows [row_begin, row_end) to out[r − row_begin], one program per overlapped block.
     L: tl.constexpr = 1 << LOG_L
-    block = tl.program_id(0)
+    block = (row_begin - group_offset) // L + tl.program_id(0)
     j = tl.arange(0, L)
     key = _block_key(seed_key.to(tl.uint32), (first_block + block).to(tl.uint32))
     x = tl.load(theta_ptr + j, mask=j < d, other=0.0)
     z = _block_transform(x, key, j.to(tl.uint32), LOG_L)
-    local = block.to(tl.int64) * L + j
-    valid = local < length
-    pos = out_start + local
-    seg = _segment_of(pos, seg_start_ptr, n_segments, SEARCH_STEPS)
+    row = group_offset + block.to(tl.int64) * L + j
+    valid = (row >= row_begin) & (row < row_end)
+    seg = _segment_of(row, seg_start_ptr, n_segments, SEARCH_STEPS)
     y = z * tl.load(seg_scale_ptr + seg, mask=valid, other=0.0).to(z.dtype)
     if HAS_BASE:
-        y = y + tl.load(base_ptr + pos, mask=valid, other=0.0).to(z.dtype)
-    tl.store(out_ptr + pos, y.to(out_ptr.dtype.element_ty), mask=valid)
+        y = y + tl.load(base_ptr + (row - row_begin), mask=valid, other=0.0).to(z.dtype)
+    tl.store(out_ptr + (row - row_begin), y.to(out_ptr.dtype.element_ty), mask=valid)
 
 
 @triton.jit
-def _fastfood_transpose_kernel(grad_ptr, partial_ptr, seg_start_ptr, seg_scale_ptr,
-                               length, out_start, first_block, n_programs, blocks_per_program, seed_key, n_segments,
-                               LOG_L: tl.constexpr, SEARCH_STEPS: tl.constexpr):
+def _fastfood_transpose_kernel(grad_ptr, partial_ptr, dot_ptr, theta_ptr, seg_start_ptr, seg_scale_ptr,
+                               d, row_begin, row_end, group_offset, first_block, n_programs, blocks_per_program,
+                               seed_key, n_segments,
+                               LOG_L: tl.constexpr, SEARCH_STEPS: tl.constexpr, WANT_DOT: tl.constexpr):
+    # Pᵀ(scale ⊙ g) over rows [row_begin, row_end) (g[r − row_begin]); with WANT_DOT also
+    # Σ_r g_r · z_r, z the unscaled forward output, recomputed here: the gradient of a SAID λ.
     L: tl.constexpr = 1 << LOG_L
     pid = tl.program_id(0)
     j = tl.arange(0, L)
     ju = j.to(tl.uint32)
     acc = tl.zeros((L,), dtype=partial_ptr.dtype.element_ty)
+    dot = tl.zeros((L,), dtype=partial_ptr.dtype.element_ty)
+    if WANT_DOT:
+        theta = tl.load(theta_ptr + j, mask=j < d, other=0.0).to(acc.dtype)
+    first = (row_begin - group_offset) // L
     # A while loop rather than range(): Triton's CPU interpreter cannot index a range with a
     # runtime scalar under NumPy ≥ 2.4; compiled, both are the same scf loop.
     step = 0
     while step < blocks_per_program:
-        block = pid + step * n_programs  # past the last block, every row is masked: adds zeros
+        block = first + pid + step * n_programs  # past the last block, every row is masked: adds zeros
         key = _block_key(seed_key.to(tl.uint32), (first_block + block).to(tl.uint32))
-        local = block.to(tl.int64) * L + j
-        valid = local < length
-        pos = out_start + local
-        seg = _segment_of(pos, seg_start_ptr, n_segments, SEARCH_STEPS)
-        w = tl.load(grad_ptr + pos, mask=valid, other=0.0).to(acc.dtype)
-        w = w * tl.load(seg_scale_ptr + seg, mask=valid, other=0.0).to(acc.dtype)
+        row = group_offset + block.to(tl.int64) * L + j
+        valid = (row >= row_begin) & (row < row_end)
+        seg = _segment_of(row, seg_start_ptr, n_segments, SEARCH_STEPS)
+        g = tl.load(grad_ptr + (row - row_begin), mask=valid, other=0.0).to(acc.dtype)
+        if WANT_DOT:
+            dot += g * _block_transform(theta, key, ju, LOG_L)
+        w = g * tl.load(seg_scale_ptr + seg, mask=valid, other=0.0).to(acc.dtype)
         # The adjoint of H G Π H B, steps reversed: B H Πᵀ G H (H, G, B are symmetric).
         sign, gauss = _signs_and_gaussians(key, ju)
         gauss = gauss / tl.sqrt(L * tl.sum(gauss * gauss, axis=0))
@@ -153,6 +162,8 @@ def _fastfood_transpose_kernel(grad_ptr, partial_ptr, seg_start_ptr, seg_scale_p
         acc += wht(w, LOG_L) * sign.to(acc.dtype)
         step += 1
     tl.store(partial_ptr + pid.to(tl.int64) * L + j, acc)
+    if WANT_DOT:
+        tl.store(dot_ptr + pid, tl.sum(dot, axis=0))
 
 
 def _search_steps(n_segments: int) -> int:
@@ -165,29 +176,38 @@ def _num_programs(device: torch.device, n_blocks: int) -> int:
     return min(n_blocks, 4)  # the CPU interpreter: a few programs exercise the persistent loop
 
 
-def _check_block(block_size: int) -> int:
+def _block_range(block_size: int, group_offset: int, row_begin: int, row_end: int) -> tuple[int, int]:
+    """(log₂ L, number of blocks overlapping rows [row_begin, row_end))."""
     log_l = block_size.bit_length() - 1
     if block_size != 1 << log_l or block_size > MAX_BLOCK_SIZE:
         raise ValueError(f"the Fastfood kernel takes blocks of 2^k ≤ {MAX_BLOCK_SIZE} entries, got {block_size}")
-    return log_l
+    if not group_offset <= row_begin < row_end:
+        raise ValueError(f"empty or misplaced row range [{row_begin}, {row_end}) for a group at {group_offset}")
+    first = (row_begin - group_offset) // block_size
+    last = (row_end - 1 - group_offset) // block_size
+    return log_l, last - first + 1
 
 
-def fastfood_forward(theta_d: torch.Tensor, out: torch.Tensor, *, seed_key: int, block_size: int,
-                     first_block: int, out_start: int, length: int, segment_starts: torch.Tensor,
+def fastfood_forward(theta_d: torch.Tensor, out: torch.Tensor, *, seed_key: int, block_size: int, first_block: int,
+                     group_offset: int, row_begin: int, row_end: int, segment_starts: torch.Tensor,
                      segment_scales: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-    """Write rows [out_start, out_start + length) of P θ_d (+ ``base``) into the flat ``out``.
+    """Rows [row_begin, row_end) of P θ_d (+ ``base``), written into ``out``.
 
     Args:
         theta_d: (d,) contiguous, d ≤ block_size; float32 or float64 (the compute dtype).
-        out: flat (D,) output; ``base`` (optional) flat (D,) θ₀ added in the same pass.
-        seed_key: ``fastfood_random.seed_key(seed)``; blocks are numbered from ``first_block``.
-        segment_starts: (m,) int64 first row of each segment; segment_scales: (m,) float32.
+        out: contiguous, ``row_end − row_begin`` entries (any shape, any float dtype); ``base``
+            (optional, θ₀) likewise, added in the same pass.
+        seed_key: ``fastfood_random.seed_key(seed)``. The group of blocks of size ``block_size``
+            starts at flat row ``group_offset``; its first block is numbered ``first_block``.
+        segment_starts: (m,) int64 first flat row of each segment, ascending, with
+            ``segment_starts[0] ≤ row_begin``; segment_scales: (m,) the factor of each segment's rows.
     """
-    log_l = _check_block(block_size)
-    n_blocks = -(-length // block_size)
+    log_l, n_blocks = _block_range(block_size, group_offset, row_begin, row_end)
+    if out.numel() != row_end - row_begin or not out.is_contiguous():
+        raise ValueError(f"out must be contiguous with {row_end - row_begin} entries, got {tuple(out.shape)}")
     _fastfood_forward_kernel[(n_blocks,)](
         theta_d, out, base if base is not None else out, segment_starts, segment_scales,
-        theta_d.numel(), length, out_start, first_block, seed_key, segment_starts.numel(),
+        theta_d.numel(), row_begin, row_end, group_offset, first_block, seed_key, segment_starts.numel(),
         LOG_L=log_l, SEARCH_STEPS=_search_steps(segment_starts.numel()), HAS_BASE=base is not None,
         num_warps=num_warps_for(block_size),
     )
@@ -195,16 +215,24 @@ def fastfood_forward(theta_d: torch.Tensor, out: torch.Tensor, *, seed_key: int,
 
 
 def fastfood_transpose(grad: torch.Tensor, *, d: int, seed_key: int, block_size: int, first_block: int,
-                       out_start: int, length: int, segment_starts: torch.Tensor,
-                       segment_scales: torch.Tensor) -> torch.Tensor:
-    """Pᵀ g restricted to rows [out_start, out_start + length): shape (d,), in g's dtype."""
-    log_l = _check_block(block_size)
-    n_blocks = -(-length // block_size)
+                       group_offset: int, row_begin: int, row_end: int, segment_starts: torch.Tensor,
+                       segment_scales: torch.Tensor, theta_d: torch.Tensor | None = None):
+    """Pᵀ(scale ⊙ g) over rows [row_begin, row_end) of ``grad`` (contiguous, that many entries).
+
+    Returns (d,) in g's dtype; with ``theta_d`` also Σ_r g_r (Pθ_d)_r / scale_r, the unscaled
+    dot product that is the gradient of a per-segment scale, as a 0-d tensor: ``(pt_g, dot)``.
+    """
+    log_l, n_blocks = _block_range(block_size, group_offset, row_begin, row_end)
     programs = _num_programs(grad.device, n_blocks)
     partial = grad.new_empty(programs, block_size)
+    dots = grad.new_zeros(programs)
+    want_dot = theta_d is not None
     _fastfood_transpose_kernel[(programs,)](
-        grad, partial, segment_starts, segment_scales,
-        length, out_start, first_block, programs, -(-n_blocks // programs), seed_key, segment_starts.numel(),
-        LOG_L=log_l, SEARCH_STEPS=_search_steps(segment_starts.numel()), num_warps=num_warps_for(block_size),
+        grad, partial, dots, theta_d if want_dot else grad, segment_starts, segment_scales,
+        d, row_begin, row_end, group_offset, first_block, programs, -(-n_blocks // programs),
+        seed_key, segment_starts.numel(),
+        LOG_L=log_l, SEARCH_STEPS=_search_steps(segment_starts.numel()), WANT_DOT=want_dot,
+        num_warps=num_warps_for(block_size),
     )
-    return partial.sum(0)[:d]
+    result = partial.sum(0)[:d]
+    return (result, dots.sum()) if want_dot else result

@@ -9,6 +9,7 @@ and differ by a few ulps between libm and Triton's log/cos).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -208,3 +209,43 @@ def test_unknown_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("INTRINSIC_FASTFOOD_BACKEND", "fast")
     with pytest.raises(ValueError, match="INTRINSIC_FASTFOOD_BACKEND='fast'"):
         FastfoodProjection(8, [100]).matvec(torch.ones(8))
+
+
+@pytest.mark.parametrize("layout", ["stacked", "per_tensor"])
+def test_fused_update_equals_the_generic_one_with_gradients(layout):
+    # add_to on the kernel: θ_i = θ₀_i + λ_i (Pθ_d)_i per tensor in one pass, and its backward
+    # (per-tensor transposes, λ's gradient from a recomputed z) against autograd through torch.
+    shapes = [(5,), (3, 100), (1,), (7, 11), (1030,)]
+    kwargs = dict(d=40, segment_sizes=[math.prod(s) for s in shapes], seed=9, layout=layout)
+    kernel = FastfoodProjection(backend="triton", **kwargs).to(DEVICE)
+    reference = FastfoodProjection(backend="torch", **kwargs).to(DEVICE)
+    g = torch.Generator().manual_seed(2)
+    bases = [torch.randn(s, dtype=torch.float64, generator=g).to(DEVICE) for s in shapes]
+    weights = [torch.randn(s, dtype=torch.float64, generator=g).to(DEVICE) for s in shapes]
+    results = {}
+    for name, P in (("kernel", kernel), ("torch", reference)):
+        theta = torch.randn(40, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(DEVICE)
+        scales = torch.linspace(0.5, 2, len(shapes), dtype=torch.float64, device=DEVICE)
+        theta.requires_grad_(), scales.requires_grad_()
+        outs = P.add_to(theta, bases, scales)
+        loss = sum((o * w).sum() + o.square().sum() for o, w in zip(outs, weights))
+        loss.backward()
+        results[name] = (torch.cat([o.flatten() for o in outs]), theta.grad, scales.grad)
+        assert [o.shape for o in outs] == [b.shape for b in bases]
+    for got, expected in zip(results["kernel"], results["torch"]):
+        assert relative_error(got, expected) < 1e-6
+
+
+def test_fused_update_passes_gradcheck_and_keeps_the_base_dtype():
+    P = FastfoodProjection(6, [5, 30, 1, 7], seed=4, backend="triton").to(DEVICE)
+    bases = [torch.randn(n, dtype=torch.float64, device=DEVICE) for n in (5, 30, 1, 7)]
+    theta = torch.randn(6, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    scales = torch.rand(4, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    weights = [torch.randn(n, dtype=torch.float64, device=DEVICE) for n in (5, 30, 1, 7)]
+
+    def loss(t, s):  # a scalar: one backward per gradcheck evaluation keeps the interpreter fast
+        return sum((o * w).sum() + o.square().sum() for o, w in zip(P.add_to(t, bases, s), weights))
+
+    assert torch.autograd.gradcheck(loss, (theta, scales))
+    half = [b.to(torch.bfloat16) for b in bases]
+    assert all(o.dtype == torch.bfloat16 for o in P.add_to(theta.float().detach(), half, None))

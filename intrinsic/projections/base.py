@@ -73,6 +73,19 @@ class Projection(nn.Module):
             raise ValueError(f"expected θ_d of shape ({self.d},), got {tuple(theta_d.shape)}")
         return ProjectFunction.apply(theta_d, self)
 
+    def add_to(self, theta_d: torch.Tensor, bases, scales: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """[θ₀_i + λ_i (P θ_d)_i] for the segments' tensors ``bases`` (θ₀_i, any shapes with n_i
+        entries), differentiable in θ_d and in ``scales`` (λ, shape (m,); None means all 1).
+        Each result has its base's shape and dtype."""
+        update = self(theta_d)
+        tensors = []
+        for i, (base, delta) in enumerate(zip(bases, update.split(self.segment_sizes))):
+            delta = delta.view(base.shape)
+            if scales is not None:
+                delta = delta * scales[i]
+            tensors.append(base + delta.to(base.dtype))
+        return tensors
+
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
         """P θ_d for θ_d of shape (d,); returns shape (D,) in θ_d's dtype. No autograd."""
         raise NotImplementedError

@@ -206,9 +206,30 @@ class FastfoodProjection(Projection):
         return self._kernel_tables[device]
 
     def _kernel_args(self, group: BlockGroup, device: torch.device) -> dict:
+        """Kernel arguments for all rows of ``group``, each segment at its normalisation scale."""
         starts, scales = self._tables(device)
         return dict(seed_key=self._seed_key, block_size=group.block_size, first_block=group.first_block,
-                    out_start=group.offset, length=group.length, segment_starts=starts, segment_scales=scales)
+                    group_offset=group.offset, row_begin=group.offset, row_end=group.offset + group.length,
+                    segment_starts=starts, segment_scales=scales)
+
+    def _segment_kernel_args(self, segment: int, scales: torch.Tensor) -> dict:
+        """Kernel arguments for the rows of one segment, all at ``scales[segment]``."""
+        start, stop, _ = self._segment_ranges[segment]
+        group = self.groups[0] if self.layout == "stacked" else self.groups[segment]
+        starts, _ = self._tables(scales.device)
+        return dict(seed_key=self._seed_key, block_size=group.block_size, first_block=group.first_block,
+                    group_offset=group.offset, row_begin=start, row_end=stop,
+                    segment_starts=starts[segment : segment + 1], segment_scales=scales[segment : segment + 1])
+
+    def add_to(self, theta_d: torch.Tensor, bases, scales: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """[θ₀_i + λ_i (P θ_d)_i]; on the kernel backend each tensor is written in one fused pass.
+
+        The kernel path reads each θ₀_i once and writes θ_i once, with no D-sized temporary in
+        the forward or the backward (the gradients arrive per tensor and are consumed per tensor).
+        """
+        if self.resolve_backend(theta_d) != "triton":
+            return super().add_to(theta_d, bases, scales)
+        return list(_FusedFastfoodUpdate.apply(theta_d, scales, self, *bases))
 
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
         if self.resolve_backend(theta_d) == "triton":
@@ -216,7 +237,8 @@ class FastfoodProjection(Projection):
 
             out, theta_d = theta_d.new_empty(self.D), theta_d.contiguous()
             for group in self.groups:
-                fastfood_forward(theta_d, out, **self._kernel_args(group, theta_d.device))
+                rows = out[group.offset : group.offset + group.length]
+                fastfood_forward(theta_d, rows, **self._kernel_args(group, theta_d.device))
             return out
         out = theta_d.new_empty(self.D)
         for group in self.groups:
@@ -235,7 +257,8 @@ class FastfoodProjection(Projection):
             from ..kernels.fastfood import fastfood_transpose
 
             grad = grad.contiguous()
-            return sum(fastfood_transpose(grad, d=self.d, **self._kernel_args(group, grad.device))
+            return sum(fastfood_transpose(grad[group.offset : group.offset + group.length], d=self.d,
+                                          **self._kernel_args(group, grad.device))
                        for group in self.groups)
         out = grad.new_zeros(self.d)
         for group in self.groups:
@@ -255,3 +278,51 @@ class FastfoodProjection(Projection):
         if self.layout == "stacked":
             cfg["block_size"] = self.groups[0].block_size
         return cfg
+
+
+class _FusedFastfoodUpdate(torch.autograd.Function):
+    """θ_i = θ₀_i + λ_i s_i z_i for every segment i, z = the unscaled Fastfood output (kernel path).
+
+    Backward, per segment: grad θ_d += Pᵢᵀ(λ_i s_i g_i), grad λ_i = s_i Σ g_i z_i, with z
+    recomputed inside the transpose kernel rather than stored.
+    """
+
+    @staticmethod
+    def forward(ctx, theta_d, scales, projection: FastfoodProjection, *bases):
+        from ..kernels.fastfood import fastfood_forward
+
+        theta_d = theta_d.contiguous()
+        norm = projection._tables(theta_d.device)[1].to(theta_d.dtype)
+        combined = norm if scales is None else norm * scales.detach().to(theta_d.dtype)
+        outputs = []
+        for i, base in enumerate(bases):
+            out = torch.empty_like(base)
+            fastfood_forward(theta_d, out, base=base.contiguous(), **projection._segment_kernel_args(i, combined))
+            outputs.append(out)
+        ctx.projection = projection
+        ctx.save_for_backward(theta_d, scales, norm, combined)
+        return tuple(outputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):
+        from ..kernels.fastfood import fastfood_transpose
+
+        theta_d, scales, norm, combined = ctx.saved_tensors
+        projection: FastfoodProjection = ctx.projection
+        want_scales = scales is not None and ctx.needs_input_grad[1]
+        grad_theta = torch.zeros_like(theta_d)
+        grad_scales = torch.zeros_like(norm) if want_scales else None
+        for i, grad in enumerate(grads):
+            if grad is None:
+                continue
+            args = projection._segment_kernel_args(i, combined)
+            result = fastfood_transpose(grad.contiguous().to(theta_d.dtype), d=projection.d,
+                                        theta_d=theta_d if want_scales else None, **args)
+            if want_scales:
+                result, dot = result
+                grad_scales[i] = norm[i] * dot
+            grad_theta += result
+        if grad_scales is not None:
+            grad_scales = grad_scales.to(scales.dtype)
+        return (grad_theta, grad_scales, None, *([None] * len(grads)))
