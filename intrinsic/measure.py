@@ -86,6 +86,14 @@ class D90Result:
     versions: dict
     notes: list[str] = field(default_factory=list)  # caveats a reader of d90 must know
 
+    def _describe(self, d90: int | None, target: float) -> str:
+        """d90 for people: the number, 'undefined' (target ≤ chance) or '> largest d tried'."""
+        if d90 is not None:
+            return f"{d90:,}"
+        if target <= self.chance:
+            return "undefined"
+        return f"> {max((p['d'] for p in self.curve), default=0):,}"
+
     @property
     def bound_term(self) -> float | None:
         """√(d90/m): the d-dependent term of the compression bound, m training examples."""
@@ -116,6 +124,7 @@ class D90Result:
     def plot(self, ax=None):
         """Metric against d (log scale) with the threshold lines; returns the matplotlib figure."""
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, NullFormatter
 
         if ax is None:
             fig, ax = plt.subplots(figsize=(6, 4))
@@ -128,10 +137,16 @@ class D90Result:
         ax.axhline(self.target, color="C1", ls="--", label=f"{self.threshold:.0%} of full")
         ax.axhline(self.target_chance_corrected, color="C2", ls=":", label="chance-corrected target")
         ax.axhline(self.chance, color="grey", ls="-.", lw=1, label=f"chance {self.chance:.3f}")
-        ax.set_xscale("log")
         ax.set_xlabel("subspace dimension d")
         ax.set_ylabel(f"dev {self.metric}")
-        ax.set_title(f"{Path(self.model).name} on {self.task}: d90 = {self.d90}")
+        values = [p["mean"] for p in self.curve if p["n"]] + [self.chance, self.full_metric]
+        ax.set_ylim(min(values) - 0.01, max(values) + 0.01)  # chance and full always in view
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))  # 2¹⁰ → 1,024
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"{Path(self.model).name} on {self.task}: d90 = {self._describe(self.d90, self.target)}, "
+                     f"chance-corrected {self._describe(self.d90_chance_corrected, self.target_chance_corrected)}",
+                     fontsize=10)
         ax.legend(fontsize=8)
         return fig
 
