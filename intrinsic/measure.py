@@ -23,7 +23,7 @@ import torch
 
 from .config import SubspaceConfig
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
-from .search import chance_corrected_target, find_smallest_d, paper_target
+from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 from .store import ResultStore, library_versions
 from .tasks import Task, chance_scores, get_task, load_task
 from .training import TrainConfig, train_and_evaluate
@@ -254,12 +254,15 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "r
     if config.dims:
         for d in sorted(set(config.dims)):
             score(d)
-        d90 = next((d for d in sorted(curve) if curve[d]["mean"] >= target), None)
-        d90c = next((d for d in sorted(curve) if curve[d]["mean"] >= corrected), None)
     else:
         start = min(config.start_d, max_d)
-        d90 = None if target <= chance else find_smallest_d(score, target, start, max_d, config.resolution)
-        d90c = find_smallest_d(score, corrected, start, max_d, config.resolution)
+        if target > chance:
+            find_smallest_d(score, target, start, max_d, config.resolution)
+        find_smallest_d(score, corrected, start, max_d, config.resolution)
+    # The searches chose what to measure; on a noisy curve the other search may have measured a
+    # smaller d that reaches a target, and d90 is the smallest measured d that does.
+    measured = {d: point["mean"] for d, point in curve.items()}
+    d90, d90c = smallest_hit(measured, target), smallest_hit(measured, corrected)
     notes = []
     if target <= chance:
         d90 = None  # whatever the curve says: a constant predictor already reaches the target

@@ -3,12 +3,21 @@
 ``find_smallest_d(score, target, start, max_d)`` assumes the score grows with d (up to noise)
 and calls ``score(d)`` for a logarithmic number of d; the caller caches scores, so searches for
 several targets (the paper's d90 and the chance-corrected one) share their evaluations.
+
+Real curves are noisy and not monotone, so the search only decides *which* d to measure; the
+reported d90 is :func:`smallest_hit` over everything measured: the smallest measured d that
+reaches the target, also when the other target's search measured it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+
+
+def smallest_hit(scores: dict[int, float], target: float) -> int | None:
+    """The smallest d among the measured ``scores`` ({d: score}) with score ≥ target, or None."""
+    return min((d for d, value in scores.items() if value >= target), default=None)
 
 
 def paper_target(full: float, threshold: float = 0.9) -> float:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from intrinsic.search import chance_corrected_target, find_smallest_d, paper_target
+from intrinsic.search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 
 
 class Counting:
@@ -44,3 +44,12 @@ def test_bad_arguments():
         find_smallest_d(Counting(3), 0.5, start=0, max_d=10)
     with pytest.raises(ValueError, match="resolution"):
         find_smallest_d(Counting(3), 0.5, start=1, max_d=10, resolution=0)
+
+
+def test_smallest_hit_reads_a_noisy_curve_as_measured():
+    # The demo's real SST-2 curve: the corrected target 0.715 is reached at 2896 although 4096
+    # misses it; the corrected search alone (doubling to 8192, bisecting to 5793) would say 5793.
+    curve = {256: 0.549, 512: 0.562, 1024: 0.556, 2048: 0.643, 2896: 0.737, 4096: 0.704, 5793: 0.722, 8192: 0.743}
+    assert smallest_hit(curve, 0.715) == 2896
+    assert smallest_hit(curve, 0.664) == 2896
+    assert smallest_hit(curve, 0.8) is None and smallest_hit({}, 0.5) is None
