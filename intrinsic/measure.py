@@ -261,11 +261,12 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "r
         find_smallest_d(score, corrected, start, max_d, config.resolution)
     # The searches chose what to measure; on a noisy curve the other search may have measured a
     # smaller d that reaches a target, and d90 is the smallest measured d that does.
+    # A target at or below chance is reached by a constant predictor: d90 is then undefined.
     measured = {d: point["mean"] for d, point in curve.items()}
-    d90, d90c = smallest_hit(measured, target), smallest_hit(measured, corrected)
+    d90 = None if target <= chance else smallest_hit(measured, target)
+    d90c = smallest_hit(measured, corrected)
     notes = []
     if target <= chance:
-        d90 = None  # whatever the curve says: a constant predictor already reaches the target
         notes.append(f"the paper's target {target:.4f} is at or below chance {chance:.4f}: predicting the "
                      "majority class reaches it, so d90 is undefined here; read the chance-corrected d90")
 

@@ -94,11 +94,17 @@ def _segment_of(pos, seg_start_ptr, n_segments, STEPS: tl.constexpr):
 
 
 @triton.jit
-def _block_transform(x, key, j, LOG_L: tl.constexpr):
-    """H G Π H B x for one block (x in its compute dtype, G normalised to unit-norm columns)."""
+def _block_diagonals(key, j, LOG_L: tl.constexpr):
+    """(B, G/√(L·ΣG²)) of one block: G scaled so that H G Π H B has unit-norm columns."""
     L: tl.constexpr = 1 << LOG_L
     sign, gauss = _signs_and_gaussians(key, j)
-    gauss = gauss / tl.sqrt(L * tl.sum(gauss * gauss, axis=0))
+    return sign, gauss / tl.sqrt(L * tl.sum(gauss * gauss, axis=0))
+
+
+@triton.jit
+def _block_transform(x, key, j, LOG_L: tl.constexpr):
+    """H G Π H B x for one block (x in its compute dtype, G normalised to unit-norm columns)."""
+    sign, gauss = _block_diagonals(key, j, LOG_L)
     x = wht(x * sign.to(x.dtype), LOG_L)
     x = tl.gather(x, _permuted_index(key, j, LOG_L, False).to(tl.int32), 0)
     return wht(x * gauss.to(x.dtype), LOG_L)
@@ -155,8 +161,7 @@ def _fastfood_transpose_kernel(grad_ptr, partial_ptr, dot_ptr, theta_ptr, seg_st
             dot += g * _block_transform(theta, key, ju, LOG_L)
         w = g * tl.load(seg_scale_ptr + seg, mask=valid, other=0.0).to(acc.dtype)
         # The adjoint of H G Π H B, steps reversed: B H Πᵀ G H (H, G, B are symmetric).
-        sign, gauss = _signs_and_gaussians(key, ju)
-        gauss = gauss / tl.sqrt(L * tl.sum(gauss * gauss, axis=0))
+        sign, gauss = _block_diagonals(key, ju, LOG_L)
         w = wht(w, LOG_L) * gauss.to(acc.dtype)
         w = tl.gather(w, _permuted_index(key, ju, LOG_L, True).to(tl.int32), 0)
         acc += wht(w, LOG_L) * sign.to(acc.dtype)

@@ -33,12 +33,12 @@ from intrinsic.projections import FastfoodProjection, fastfood_random  # noqa: E
 from intrinsic.projections import fastfood as fastfood_module  # noqa: E402
 
 from .conftest import tiny_bert_classifier, token_batch  # noqa: E402
+from .test_projections import ODD_SEGMENTS  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not (torch.cuda.is_available() or interpreting()), reason="needs a GPU or TRITON_INTERPRET=1"
 )
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-ODD_SEGMENTS = [5, 300, 1, 77, 1030]
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -31,15 +31,13 @@ same P (option ``backend`` or ``$INTRINSIC_FASTFOOD_BACKEND``):
 
 from __future__ import annotations
 
-import functools
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ..hadamard import hadamard_transform
+from ..hadamard import _warn_once, hadamard_transform
 from . import fastfood_random
 from .base import Projection, next_power_of_two
 
@@ -50,10 +48,6 @@ RANDOM_SCHEME = "counter32-v1"  # recorded in config(): which random numbers a s
 WORK_CHUNK_ELEMENTS = 1 << 22  # entries transformed at once in matvec / rmatvec
 KERNEL_MAX_BLOCK = 1 << 15  # largest block the Triton kernel holds in one program
 
-
-@functools.lru_cache(maxsize=None)
-def _warn_once(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 @dataclass(frozen=True)
@@ -216,10 +210,10 @@ class FastfoodProjection(Projection):
         """Kernel arguments for the rows of one segment, all at ``scales[segment]``."""
         start, stop, _ = self._segment_ranges[segment]
         group = self.groups[0] if self.layout == "stacked" else self.groups[segment]
-        starts, _ = self._tables(scales.device)
-        return dict(seed_key=self._seed_key, block_size=group.block_size, first_block=group.first_block,
-                    group_offset=group.offset, row_begin=start, row_end=stop,
-                    segment_starts=starts[segment : segment + 1], segment_scales=scales[segment : segment + 1])
+        args = self._kernel_args(group, scales.device)
+        return {**args, "row_begin": start, "row_end": stop,
+                "segment_starts": args["segment_starts"][segment : segment + 1],
+                "segment_scales": scales[segment : segment + 1]}
 
     def add_to(self, theta_d: torch.Tensor, bases, scales: torch.Tensor | None = None) -> list[torch.Tensor]:
         """[θ₀_i + λ_i (P θ_d)_i]; on the kernel backend each tensor is written in one fused pass.
