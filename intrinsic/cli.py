@@ -2,10 +2,14 @@
 
     measure-did --model roberta-base --task mrpc
     measure-did --model ../shared/models/paraphrase-MiniLM-L3-v2 --task mrpc --data-dir ../shared/data/glue
+    measure-did --model runs/mlm/m/step-0 runs/mlm/m/step-1500 EleutherAI/pythia-70m@step3000 --task sst2 --said
 
 Full fine-tuning runs once; then d doubles from --start-d until the dev metric reaches the target,
 and bisects between the last miss and the first hit. Every finished run is stored in --results at
 once, so rerunning the command resumes where it stopped. Prints a table and writes a JSON summary.
+With several models (folders, hub IDs, ID@revision) each is measured in turn against the same
+store, and a summary table follows; --output then holds {"results": [...]} and --figure overlays
+the curves. Draw more figures from the JSON with plot-did.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ FIGURE_FORMATS = (".png", ".svg", ".pdf")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="measure-did", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="Hugging Face model ID (roberta-base) or local folder")
+    p.add_argument("--model", required=True, nargs="+",
+                   help="Hugging Face model ID (roberta-base), ID@revision, or local folder; several measure each")
     p.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
     p.add_argument("--data-dir", help="folder in the layout of GLUE's download script (default: the hub, nyu-mll/glue)")
     p.add_argument("--projection", default="fastfood", choices=sorted(PROJECTIONS), help="random projection (default fastfood)")
@@ -78,6 +83,12 @@ def format_table(result) -> str:
         f"chance-corrected d90 (≥ chance + {result.threshold:g}·(full − chance) = {result.target_chance_corrected:.4f}): "
         f"{result.d90_chance_corrected}",
     ]
+    bound = result.compression_bound()
+    for name, entry in (("d90", bound["d90"]), ("chance-corrected d90", bound["d90_chance_corrected"])):
+        if entry is not None:
+            lines.append(f"compression bound at {name} = {entry['d']:,}: L0 ≤ L0_train + {entry['gap']:.3f} "
+                         f"({entry['bits']}-bit θ_d, δ = {entry['delta']:g}, K = {entry['num_dims_tried']} d tried, "
+                         f"m = {entry['m']:,}{'; vacuous' if entry['vacuous'] else ''}; see intrinsic.bounds)")
     lines += [f"note: {note}" for note in result.notes]
     if result.failed_runs:
         lines.append(f"{result.failed_runs} run(s) failed (NaN or diverging loss) and were skipped")
@@ -86,7 +97,10 @@ def format_table(result) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .measure import MeasureConfig, measure_d90
+    from .measure import MeasureConfig
+    from .sweep import measure_models
+
+    several = len(args.model) > 1
 
     try:
         if args.output is not None:
@@ -96,30 +110,37 @@ def main(argv=None) -> int:
                 raise ValueError(f"--figure {args.figure}: use one of {', '.join(FIGURE_FORMATS)}")
             _check_writable(args.figure, "--figure")
         config = MeasureConfig(
-            model=args.model, task=args.task, data_dir=args.data_dir, projection=args.projection,
+            model=args.model[0], task=args.task, data_dir=args.data_dir, projection=args.projection,
             said=args.said, layout=args.layout, normalization=args.normalization, dims=args.dims,
             seeds=args.seeds, threshold=args.threshold, lrs=args.lr, full_lr=args.full_lr, epochs=args.epochs,
             batch_size=args.batch_size, max_length=args.max_length, max_train_samples=args.max_train_samples,
             start_d=args.start_d, max_d=args.max_d, resolution=args.resolution, device=args.device,
         )
-        result = measure_d90(config, results=args.results, progress=not args.no_progress)
+        sweep = measure_models(args.model, config, results=args.results, progress=not args.no_progress,
+                               on_result=lambda result: print(format_table(result) + ("\n" if several else "")))
     except OSError as error:
         if isinstance(error, (FileNotFoundError, PermissionError)):
             message = str(error)
         else:
-            message = (f"cannot load model {args.model!r}: it is not a local model folder and could not be fetched "
-                       "from the Hugging Face hub; check the name, or pass a folder with config.json")
+            model = getattr(error, "model", args.model[0])
+            message = (f"cannot load model {model!r}: it is not a local model folder and could not be fetched "
+                       "from the Hugging Face hub; check the name (and @revision), or pass a folder with config.json")
         print(f"measure-did: error: {message}", file=sys.stderr)
         return 2
     except (ValueError, RuntimeError) as error:
         print(f"measure-did: error: {error}", file=sys.stderr)
         return 2
-    print(format_table(result))
+    if several:
+        print(sweep.table())
     if args.output is not None:
-        args.output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        data = sweep.to_dict() if several else sweep.results[0].to_dict()
+        args.output.write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {args.output}")
     if args.figure is not None:
-        result.plot().savefig(args.figure, dpi=150, bbox_inches="tight")
+        from .plots import curves
+
+        figure = curves(sweep) if several else sweep.results[0].plot()
+        figure.savefig(args.figure, dpi=150, bbox_inches="tight")
         print(f"wrote {args.figure}")
     return 0
 

@@ -21,7 +21,10 @@ from pathlib import Path
 
 import torch
 
+from .bounds import ASSUMPTIONS as BOUND_ASSUMPTIONS
+from .bounds import compression_bound
 from .config import SubspaceConfig
+from .models import load_classifier, load_tokenizer, model_info
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 from .store import ResultStore, library_versions
@@ -85,6 +88,12 @@ class D90Result:
     config: dict
     versions: dict
     notes: list[str] = field(default_factory=list)  # caveats a reader of d90 must know
+    model_info: dict = field(default_factory=dict)  # label, params, non_embedding_params, step (models.model_info)
+
+    @property
+    def label(self) -> str:
+        """Short model name for tables and legends."""
+        return self.model_info.get("label") or Path(self.model).name
 
     def _describe(self, d90: int | None, target: float) -> str:
         """d90 for people: the number, 'undefined' (target ≤ chance) or '> largest d tried'."""
@@ -99,8 +108,23 @@ class D90Result:
         """√(d90/m): the d-dependent term of the compression bound, m training examples."""
         return None if self.d90 is None else math.sqrt(self.d90 / self.train_examples)
 
+    def compression_bound(self) -> dict:
+        """The compression bound (``intrinsic.bounds``) at d90 and at the chance-corrected d90.
+
+        The training error L̂₀ is not measured by the runs, so each entry gives the gap in
+        L₀ ≤ L̂₀ + gap; K is the number of dimensions the search tried.
+        """
+        def at(d):
+            if d is None:
+                return None
+            return compression_bound(d, self.train_examples, num_dims_tried=max(1, len(self.curve))).to_dict()
+
+        return {"d90": at(self.d90), "d90_chance_corrected": at(self.d90_chance_corrected),
+                "statement": "L0 <= L0_train + sqrt((d ln 2^bits + ln(K/delta)) / (2m))",
+                "assumptions": list(BOUND_ASSUMPTIONS)}
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "bound_term": self.bound_term}
+        return {**asdict(self), "bound_term": self.bound_term, "compression_bound": self.compression_bound()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "D90Result":
@@ -155,25 +179,24 @@ class _Runner:
     """Loads the data once, runs (or fetches from the store) single training runs."""
 
     def __init__(self, config: MeasureConfig, store: ResultStore, progress: bool):
-        from transformers import AutoTokenizer
-
         self.config, self.store, self.progress = config, store, progress
         self.task: Task = get_task(config.task)
         self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.tokenizer = load_tokenizer(config.model)
         self.D: int | None = None
+        self.info: dict = {}
 
     def _load_model(self, seed: int):
-        from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()  # our own bars show the runs
         torch.manual_seed(seed)  # the classification head is freshly initialised
-        model = AutoModelForSequenceClassification.from_pretrained(self.config.model, num_labels=self.task.num_labels)
+        model = load_classifier(self.config.model, self.task.num_labels)
         if self.D is None:
             self.D = sum(p.numel() for p in model.parameters())
             self.num_tensors = sum(1 for p in model.parameters() if p.numel() > 0)
+            self.info = model_info(self.config.model, model)
         return model
 
     def run(self, d: int | None, lr: float, seed: int) -> dict:
@@ -275,5 +298,5 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "r
         d90_chance_corrected=d90c, threshold=config.threshold, full_metric=full, chance=chance,
         target=target, target_chance_corrected=corrected, train_examples=len(runner.train),
         curve=[curve[d] for d in sorted(curve)], failed_runs=failed[0],
-        config=asdict(config), versions=library_versions(), notes=notes,
+        config=asdict(config), versions=library_versions(), notes=notes, model_info=runner.info,
     )

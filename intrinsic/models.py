@@ -1,0 +1,113 @@
+"""Naming and loading the models a measurement compares: local folders and hub IDs with ``@revision``.
+
+A model spec is what a user types after ``--model``:
+
+- a local folder with ``config.json`` (``runs/mlm/m/step-1000``), used as is, even if its name
+  contains ``@``;
+- a hub ID (``roberta-base``), or a hub ID at a revision: ``EleutherAI/pythia-70m@step3000``
+  (branch, tag or commit), loaded with ``from_pretrained(name, revision=...)``.
+
+:func:`model_info` describes a loaded model for the figures: its parameter counts and, where it
+can tell, its pre-training step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+_STEP_PATTERN = re.compile(r"(?:^|[-_/])(?:step|checkpoint|ckpt)[-_]?(\d+)$")
+_GENERIC_NAMES = {"model", "final", "latest", "best", "hf", "huggingface"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``name`` (folder or hub ID) and ``revision`` (None: the default branch or a local folder)."""
+
+    name: str
+    revision: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> "ModelSpec":
+        if not spec or not spec.strip():
+            raise ValueError("--model is empty: give a hub ID (roberta-base) or a local folder")
+        if Path(spec).expanduser().exists() or "@" not in spec:
+            return cls(spec)
+        name, _, revision = spec.rpartition("@")
+        if not name or not revision:
+            raise ValueError(f"--model {spec!r}: write a revision as NAME@REVISION, e.g. EleutherAI/pythia-70m@step3000")
+        return cls(name, revision)
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.name).expanduser().is_dir()
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for ``from_pretrained``."""
+        return {} if self.revision is None else {"revision": self.revision}
+
+    def label(self) -> str:
+        """A short name for tables and legends: ``m/step-1000``, ``roberta-base``, ``pythia-70m@step3000``."""
+        if self.is_local:
+            path = Path(self.name).expanduser().resolve()
+            generic = path.name.lower() in _GENERIC_NAMES or _STEP_PATTERN.search("/" + path.name)
+            short = f"{path.parent.name}/{path.name}" if generic else path.name
+        else:
+            short = self.name.rsplit("/", 1)[-1]
+        return short if self.revision is None else f"{short}@{self.revision}"
+
+
+def load_tokenizer(spec: str):
+    from transformers import AutoTokenizer
+
+    model = ModelSpec.parse(spec)
+    return AutoTokenizer.from_pretrained(model.name, **model.kwargs())
+
+
+def load_classifier(spec: str, num_labels: int):
+    """``AutoModelForSequenceClassification`` with a freshly initialised head of ``num_labels`` outputs."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = ModelSpec.parse(spec)
+    return AutoModelForSequenceClassification.from_pretrained(model.name, num_labels=num_labels, **model.kwargs())
+
+
+def pretraining_step(spec: str) -> int | None:
+    """The pre-training step of a checkpoint, or None when nothing says it.
+
+    Looked up, in order: ``pretraining.json`` (written by ``scripts/pretrain_mlm.py``) and
+    ``trainer_state.json`` (the HF ``Trainer``'s ``global_step``) in a local folder; then a
+    ``step-N`` / ``checkpoint-N`` / ``stepN`` folder name or revision.
+    """
+    model = ModelSpec.parse(spec)
+    if model.is_local:
+        folder = Path(model.name).expanduser()
+        for filename, key in (("pretraining.json", "step"), ("trainer_state.json", "global_step")):
+            path = folder / filename
+            if path.is_file():
+                value = json.loads(path.read_text()).get(key)
+                if isinstance(value, int):
+                    return value
+        candidate = "/" + folder.resolve().name
+    else:
+        candidate = "/" + (model.revision or "")
+    match = _STEP_PATTERN.search(candidate)
+    return int(match.group(1)) if match else None
+
+
+def parameter_counts(model: torch.nn.Module) -> dict:
+    """``params`` (all) and ``non_embedding_params`` (all but ``nn.Embedding`` tables, as in Kaplan et al.)."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters(recurse=False))
+    return {"params": total, "non_embedding_params": total - embedding}
+
+
+def model_info(spec: str, model: torch.nn.Module) -> dict:
+    """What the figures need about one model: label, revision, parameter counts, pre-training step."""
+    parsed = ModelSpec.parse(spec)
+    return {"label": parsed.label(), "revision": parsed.revision, **parameter_counts(model),
+            "step": pretraining_step(spec)}

@@ -1,0 +1,196 @@
+"""Figures of several d90 measurements: against pre-training step, against model size, and curves.
+
+Each function takes :class:`~intrinsic.measure.D90Result` objects (or a
+:class:`~intrinsic.sweep.Sweep`), draws on ``ax`` or a new figure, and returns the figure.
+``save_figure(fig, "figures/name")`` writes ``name.png`` and ``name.svg``.
+
+A d90 that the search did not reach (above the largest d tried) is drawn as an open triangle at the
+largest d tried; an undefined one (target at or below chance) is left out and named in the legend.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+KINDS = {"d90": ("d90", "target", "paper's d90 (0.9 × full)", "o", "-"),
+         "corrected": ("d90_chance_corrected", "target_chance_corrected", "chance-corrected d90", "s", "--")}
+
+
+def _results(results) -> list:
+    return list(getattr(results, "results", results))
+
+
+def _value(result, kind: str):
+    """(d, status) for one result: status 'ok', 'above' (not reached: d = largest tried) or 'undefined'."""
+    attribute, target_attribute, *_ = KINDS[kind]
+    d = getattr(result, attribute)
+    if d is not None:
+        return d, "ok"
+    if getattr(result, target_attribute) <= result.chance:
+        return None, "undefined"
+    return max((p["d"] for p in result.curve), default=None), "above"
+
+
+def _axes(ax, figsize=(6, 4)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def _log2_axis(axis) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def fit_power_law(x, y) -> tuple[float, float]:
+    """Least-squares line through (log10 x, log10 y): returns (slope, intercept). Needs ≥ 2 distinct x."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2 or len(set(x.tolist())) < 2:
+        raise ValueError("a power-law fit needs at least two distinct x values")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("a power-law fit needs positive x and y")
+    slope, intercept = np.polyfit(np.log10(x), np.log10(y), 1)
+    return float(slope), float(intercept)
+
+
+def _series(ax, results, xs, kinds, color_offset=0) -> dict:
+    """Plot d against xs for each kind; returns {kind: {"ok": [(x, d90)], "above": [(x, largest d tried)]}}."""
+    defined = {}
+    for i, kind in enumerate(kinds):
+        _, _, name, marker, style = KINDS[kind]
+        points, above, undefined = [], [], 0
+        for x, result in zip(xs, results):
+            d, status = _value(result, kind)
+            if status == "ok":
+                points.append((x, d))
+            elif status == "above":
+                above.append((x, d))
+            else:
+                undefined += 1
+        color = f"C{i + color_offset}"
+        label = name + (f" ({undefined} undefined: target ≤ chance)" if undefined else "")
+        if points:
+            ax.plot(*zip(*sorted(points)), marker=marker, ls=style, color=color, label=label)
+        elif undefined:
+            ax.plot([], [], marker=marker, ls=style, color=color, label=label)
+        if above:
+            ax.scatter(*zip(*above), marker="^", facecolors="none", edgecolors=color, s=60,
+                       label=f"{name} not reached (≥ marker)")
+        defined[kind] = {"ok": points, "above": above}
+    return defined
+
+
+def _log_y_or_say_why(ax, drawn: dict, base: int = 2) -> bool:
+    """Log y axis when any d was drawn; else a note on the axes (a log axis of nothing is an error)."""
+    if any(series["ok"] or series["above"] for series in drawn.values()):
+        ax.set_yscale("log", base=base)
+        return True
+    ax.text(0.5, 0.5, "no d90 defined (every target ≤ chance)", transform=ax.transAxes, ha="center", fontsize=9)
+    return False
+
+
+def d90_vs_step(results, ax=None, kinds=("d90", "corrected"), title: str | None = None):
+    """d90 (log₂ y) against the pre-training step of each result (``model_info['step']``, linear x)."""
+    results = _results(results)
+    steps = [r.model_info.get("step") for r in results]
+    if any(s is None for s in steps):
+        missing = [r.label for r, s in zip(results, steps) if s is None]
+        raise ValueError(f"no pre-training step known for {missing}: name folders step-N or add pretraining.json")
+    fig, ax = _axes(ax)
+    if _log_y_or_say_why(ax, _series(ax, results, steps, kinds)):
+        _log2_axis(ax.yaxis)
+    ax.set_xlabel("pre-training step")
+    ax.set_ylabel("d90")
+    r = results[0]
+    ax.set_title(title or f"d90 over pre-training ({r.task}, {'SAID' if r.config.get('said') else 'DID'})", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "non_embedding_params",
+                  title: str | None = None):
+    """d90 against parameter count, log–log, with the fitted slope of each kind in its legend.
+
+    ``params``: ``"non_embedding_params"`` (default) or ``"params"``. Returns the figure;
+    ``fig.fits`` maps each kind to (slope, intercept) or None when fewer than two points are defined.
+    """
+    results = _results(results)
+    sizes = [r.model_info.get(params) or (r.D if params == "params" else None) for r in results]
+    if any(s is None for s in sizes):
+        raise ValueError(f"parameter count {params!r} unknown for some results; remeasure with this version")
+    fig, ax = _axes(ax)
+    defined = _series(ax, results, sizes, kinds)
+    fits = {}
+    for i, kind in enumerate(kinds):
+        points = defined[kind]["ok"]  # markers of d90s not reached are not fitted
+        fits[kind] = None
+        if len({x for x, _ in points}) >= 2:
+            slope, intercept = fit_power_law(*zip(*points))
+            fits[kind] = (slope, intercept)
+            grid = np.geomspace(min(sizes), max(sizes), 50)
+            ax.plot(grid, 10 ** intercept * grid ** slope, color=f"C{i}", lw=1, alpha=0.5,
+                    label=f"fit: d90 ∝ N^{slope:.2f}")
+    for x, r in zip(sizes, results):
+        d, status = _value(r, kinds[-1])
+        if status != "undefined":
+            ax.annotate(r.label, (x, d), xytext=(4, 4), textcoords="offset points", fontsize=7, alpha=0.7)
+    ax.set_xscale("log")
+    _log_y_or_say_why(ax, defined, base=10)
+    ax.set_xlabel("non-embedding parameters" if params == "non_embedding_params" else "parameters")
+    ax.set_ylabel("d90")
+    r = results[0]
+    ax.set_title(title or f"d90 against model size ({r.task}, {'SAID' if r.config.get('said') else 'DID'})", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.fits = fits
+    return fig
+
+
+def curves(results, ax=None, normalized: bool = False, title: str | None = None):
+    """Dev metric against d for each result, overlaid (log₂ x).
+
+    ``normalized=True`` plots (metric − chance) / (full − chance): 0 is chance, 1 full fine-tuning,
+    so models with different baselines share the 0.9 line.
+    """
+    results = _results(results)
+    fig, ax = _axes(ax, figsize=(7, 4.5))
+    for i, r in enumerate(results):
+        points = [p for p in r.curve if p["n"]]
+        ds = [p["d"] for p in points]
+        if normalized:
+            span = r.full_metric - r.chance
+            ys = [(p["mean"] - r.chance) / span if span > 0 else math.nan for p in points]
+        else:
+            ys = [p["mean"] for p in points]
+            ax.axhline(r.target_chance_corrected, color=f"C{i}", ls=":", lw=1)
+        ax.plot(ds, ys, marker="o", ms=4, color=f"C{i}", label=f"{r.label} (full {r.full_metric:.3f})")
+    if normalized:
+        ax.axhline(results[0].threshold, color="k", ls="--", lw=1, label=f"{results[0].threshold:g} of the gain over chance")
+        ax.axhline(0, color="grey", ls="-.", lw=1)
+        ax.set_ylabel("(metric − chance) / (full − chance)")
+    else:
+        ax.set_ylabel(f"dev {results[0].metric} (dotted: chance-corrected targets)")
+    ax.set_xscale("log", base=2)
+    _log2_axis(ax.xaxis)
+    ax.set_xlabel("subspace dimension d")
+    ax.set_title(title or f"{results[0].task}: dev metric against d", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def save_figure(fig, stem: str | Path, formats=("png", "svg")) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` (a suffix on ``stem`` is dropped); returns the paths."""
+    stem = Path(stem)
+    stem = stem.with_suffix("") if stem.suffix.lower() in {".png", ".svg", ".pdf"} else stem
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return paths
