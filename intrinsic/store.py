@@ -1,5 +1,8 @@
 """Append-only JSONL store of finished runs, keyed by a hash of each run's full configuration.
 
+Several processes may share one store (say, two parts of a study running side by side): a lookup
+that misses re-reads the file if it has grown, so a run another process finished is not repeated.
+
 Every run is one self-contained record ``{"key", "config", "result", "finished_at", "versions"}``
 written with one ``write`` and an ``fsync`` as soon as the run ends. Re-running a sweep skips
 every configuration already in the store, and ``kill -9`` loses at most the run in flight: a
@@ -50,7 +53,9 @@ class ResultStore:
 
     def _read(self) -> dict[str, dict]:
         records = {}
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+        text = self.path.read_text(encoding="utf-8")
+        self._bytes_read = len(text.encode("utf-8"))
+        lines = text.splitlines()
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -67,11 +72,14 @@ class ResultStore:
         return len(self._records)
 
     def __contains__(self, config: dict) -> bool:
-        return config_key(config) in self._records
+        return self.get(config) is not None
 
     def get(self, config: dict) -> dict | None:
         """The stored result of ``config``, or None if it never finished."""
-        record = self._records.get(config_key(config))
+        key = config_key(config)
+        if key not in self._records and self.path.stat().st_size != self._bytes_read:
+            self._records = self._read()  # another process may have finished it meanwhile
+        record = self._records.get(key)
         return None if record is None else record["result"]
 
     def put(self, config: dict, result: dict) -> dict:

@@ -39,3 +39,13 @@ def test_path_under_a_file_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="cannot write the results store"):
         ResultStore(blocker / "runs.jsonl")
+
+
+def test_two_processes_sharing_a_store_see_each_others_runs(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    first, second = ResultStore(path), ResultStore(path)  # opened before either wrote
+    config = {"model": "m", "d": 64}
+    first.put(config, {"status": "ok", "metrics": {"accuracy": 0.7}})
+    assert second.get(config) == {"status": "ok", "metrics": {"accuracy": 0.7}}
+    assert config in second and len(second) == 1
+    assert second.get({"model": "m", "d": 128}) is None

