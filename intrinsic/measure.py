@@ -281,15 +281,19 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "r
         start = min(config.start_d, max_d)
         if target > chance:
             find_smallest_d(score, target, start, max_d, config.resolution)
-        find_smallest_d(score, corrected, start, max_d, config.resolution)
+        if corrected > chance:
+            find_smallest_d(score, corrected, start, max_d, config.resolution)
     # The searches chose what to measure; on a noisy curve the other search may have measured a
     # smaller d that reaches a target, and d90 is the smallest measured d that does.
     # A target at or below chance is reached by a constant predictor: d90 is then undefined.
     measured = {d: point["mean"] for d, point in curve.items()}
     d90 = None if target <= chance else smallest_hit(measured, target)
-    d90c = smallest_hit(measured, corrected)
+    d90c = None if corrected <= chance else smallest_hit(measured, corrected)
     notes = []
-    if target <= chance:
+    if corrected <= chance:
+        notes.append(f"full fine-tuning ({full:.4f}) does not beat chance ({chance:.4f}): no subspace has anything "
+                     "to reach, so both d90s are undefined")
+    elif target <= chance:
         notes.append(f"the paper's target {target:.4f} is at or below chance {chance:.4f}: predicting the "
                      "majority class reaches it, so d90 is undefined here; read the chance-corrected d90")
 

@@ -27,10 +27,13 @@ from intrinsic.paths import shared_path  # noqa: E402
 RESULTS = ROOT / "results" / "study"
 FIGURES = ROOT / "figures" / "study"
 
-# Settings for the models pre-trained here (CPU-sized; chosen by a pilot on xs/step-1000, whose
-# subspace runs stayed at chance at d = 1,024 for lr 3e-2, 1e-1 and 3e-1, 3e-2 being best).
+# Settings for the models pre-trained here, sized for a 2-core CPU. Pilots: full fine-tuning of
+# xs/step-1000 needs ~250 steps at lr 1e-3 to leave chance (8,000 sentences, one epoch); its SAID
+# runs stayed at chance at d = 1,024 for lr 3e-2, 1e-1 and 3e-1 (3e-2 best), and the random
+# initialisation (step 0) stayed at chance for every d from 2,048 to 524,288 (lr 3e-2) and at
+# d = 16,384 for lr 1e-3, 3e-3 and 1e-2. Hence the search from 4,096, capped at 65,536.
 TINY = dict(said=True, max_train_samples=8000, epochs=1.0, max_length=64, lrs=[3e-2], full_lr=1e-3,
-            seeds=[0], start_d=2048, resolution=0.5)
+            seeds=[0], start_d=4096, max_d=65536, resolution=0.5)
 # Settings of the MiniLM measurements already in figures/ (issue 3), for the real models.
 MINILM = dict(said=True, max_train_samples=2000, epochs=1.0, max_length=64, lrs=[3e-2], full_lr=5e-5,
               seeds=[0], start_d=128, resolution=0.25, max_d=65536)
