@@ -335,6 +335,10 @@ def main(argv=None) -> int:
 
     if args.steps <= 0:
         p.error("--steps must be positive")
+    if args.no_progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
     recipe = Recipe(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                     warmup=min(Recipe.warmup, max(1, args.steps // 10)), vocab_size=args.vocab_size, seed=args.seed)
     save_steps = [s for s in args.save_steps if s <= recipe.steps]
