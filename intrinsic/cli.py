@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=float, default=3.0, help="epochs per run (default 3)")
     p.add_argument("--lr", type=float, nargs="+", default=[1e-2, 3e-2, 1e-1],
                    help="subspace learning rates tried per d; the best mean over seeds counts (default 1e-2 3e-2 1e-1)")
-    p.add_argument("--full-lr", type=float, default=2e-5, help="full fine-tuning learning rate (default 2e-5)")
+    p.add_argument("--full-lr", type=float, nargs="+", default=[2e-5],
+                   help="full fine-tuning learning rates; the best mean over seeds is the baseline (default 2e-5)")
     p.add_argument("--batch-size", type=int, default=32, help="default 32")
     p.add_argument("--max-length", type=int, default=128, help="tokens per example (default 128)")
     p.add_argument("--start-d", type=int, default=128, help="first d of the search (default 128)")
@@ -78,7 +79,8 @@ def format_table(result) -> str:
     lines += [
         "",
         f"model {result.model}  task {result.task}  D = {result.D:,}  train examples m = {result.train_examples:,}",
-        f"full fine-tuning {result.metric} {result.full_metric:.4f}   chance (majority class) {result.chance:.4f}",
+        f"full fine-tuning {result.metric} {result.full_metric:.4f}"
+        f"{'' if result.full_lr is None else f' (lr {result.full_lr:g})'}   chance (majority class) {result.chance:.4f}",
         f"d90 (≥ {result.threshold:g} × full = {result.target:.4f}): {result.d90}",
         f"chance-corrected d90 (≥ chance + {result.threshold:g}·(full − chance) = {result.target_chance_corrected:.4f}): "
         f"{result.d90_chance_corrected}",
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
         config = MeasureConfig(
             model=args.model[0], task=args.task, data_dir=args.data_dir, projection=args.projection,
             said=args.said, layout=args.layout, normalization=args.normalization, dims=args.dims,
-            seeds=args.seeds, threshold=args.threshold, lrs=args.lr, full_lr=args.full_lr, epochs=args.epochs,
+            seeds=args.seeds, threshold=args.threshold, lrs=args.lr, full_lr=args.full_lr if len(args.full_lr) > 1 else args.full_lr[0], epochs=args.epochs,
             batch_size=args.batch_size, max_length=args.max_length, max_train_samples=args.max_train_samples,
             start_d=args.start_d, max_d=args.max_d, resolution=args.resolution, device=args.device,
         )

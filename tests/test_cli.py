@@ -143,3 +143,16 @@ def test_help_documents_every_flag(capsys):
     for flag in ("--projection", "--said", "--no-said", "--dims", "--seeds", "--threshold", "--max-train-samples",
                  "--epochs", "--lr", "--device", "--output", "--figure", "--results", "--data-dir", "--layout", "--normalization"):
         assert flag in text
+
+
+def test_several_full_learning_rates_keep_the_best_baseline(tiny_model_dir, shared, tmp_path):
+    out = tmp_path / "s.json"
+    args = base_args(tiny_model_dir, shared, tmp_path, "--dims", "16", "--output", str(out))
+    args[args.index("--full-lr") + 1:args.index("--full-lr") + 2] = ["1e-4", "1e-2"]
+    assert main(args) == 0
+    summary = json.loads(out.read_text())
+    full_runs = {r["config"]["train"]["lr"]: r["result"]["metrics"]["accuracy"]
+                 for r in ResultStore(tmp_path / "runs.jsonl").records() if r["config"]["subspace"] is None}
+    assert set(full_runs) == {1e-4, 1e-2}
+    assert summary["full_metric"] == max(full_runs.values())
+    assert full_runs[summary["full_lr"]] == summary["full_metric"]
