@@ -93,6 +93,9 @@ def figures() -> None:
     from intrinsic.sweep import load_results
 
     for path in sorted(FIGURES.glob("*.json")):
+        if path.stat().st_size == 0:
+            print(f"skipped {path.name}: empty (its measurement is still running)")
+            continue
         part, task = path.stem.rsplit("-", 1)
         results = load_results(path)
         stem = FIGURES / path.stem
