@@ -50,6 +50,29 @@ def _log2_axis(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _compact_count(value: float) -> str:
+    """50k, 200k, 1M, 20M, 1.5B: short labels for parameter counts."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def _count_axis(axis, span: float) -> None:
+    """Log axis of counts: over a decade or more (``span`` = max/min ≥ 10) labelled at 1, 2 and 5 of
+    each decade, since every minor label would collide; within one decade at every tick."""
+    from matplotlib.ticker import FuncFormatter
+
+    shown = (1, 2, 5) if span >= 10 else range(1, 10)
+
+    def label(value, _):
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9) if value > 0 else 0
+        return _compact_count(value) if any(abs(mantissa - m) < 1e-6 for m in shown) else ""
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
+
+
 def fit_power_law(x, y) -> tuple[float, float]:
     """Least-squares line through (log10 x, log10 y): returns (slope, intercept). Needs ≥ 2 distinct x."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -81,8 +104,8 @@ def _series(ax, results, xs, kinds, color_offset=0) -> dict:
             ax.plot(*zip(*sorted(points)), marker=marker, ls=style, color=color, label=label)
         elif undefined:
             ax.plot([], [], marker=marker, ls=style, color=color, label=label)
-        if above:
-            ax.scatter(*zip(*above), marker="^", facecolors="none", edgecolors=color, s=60,
+        if above:  # nested sizes, so coinciding markers of the two kinds both show
+            ax.scatter(*zip(*above), marker="^", facecolors="none", edgecolors=color, s=60 + 70 * (len(kinds) - 1 - i),
                        label=f"{name} not reached (≥ marker)")
         defined[kind] = {"ok": points, "above": above}
     return defined
@@ -143,7 +166,9 @@ def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "n
         if status != "undefined":
             ax.annotate(r.label, (x, d), xytext=(4, 4), textcoords="offset points", fontsize=7, alpha=0.7)
     ax.set_xscale("log")
-    _log_y_or_say_why(ax, defined, base=10)
+    _count_axis(ax.xaxis, max(sizes) / min(sizes))
+    if _log_y_or_say_why(ax, defined, base=2):
+        _log2_axis(ax.yaxis)
     ax.set_xlabel("non-embedding parameters" if params == "non_embedding_params" else "parameters")
     ax.set_ylabel("d90")
     r = results[0]
@@ -181,7 +206,8 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
     _log2_axis(ax.xaxis)
     ax.set_xlabel("subspace dimension d")
     ax.set_title(title or f"{results[0].task}: dev metric against d", fontsize=10)
-    ax.legend(fontsize=7)
+    # Outside the axes: inside, the legend hides the 0.9 line or a curve once several models share it.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 

@@ -133,3 +133,17 @@ def test_figures_of_only_undefined_d90s_say_so_instead_of_failing():
         fig = draw(results)
         assert any("no d90 defined" in t.get_text() for t in fig.axes[0].texts)
     assert d90_vs_params(results).fits == {"d90": None, "corrected": None}
+
+
+def test_size_axis_labels_counts_compactly_and_names_every_tick_within_a_decade():
+    def labels(sizes):
+        fig = d90_vs_params([synthetic(str(n), 0, n, 512, 512) for n in sizes])
+        fig.canvas.draw()
+        axis = fig.axes[0].xaxis
+        ticks = axis.get_majorticklabels() + axis.get_minorticklabels()
+        return {t.get_text() for t in ticks if t.get_text()}
+
+    wide = labels([54_402, 810_114])  # more than a decade: 1, 2 and 5 of each only
+    assert {"100k", "200k", "500k"} <= wide and "300k" not in wide
+    narrow = labels([5_472_770, 10_796_162])  # the MiniLM pair: within a decade, every tick
+    assert {"6M", "7M", "8M", "9M", "10M"} <= narrow
