@@ -237,6 +237,21 @@ def save_checkpoint(model, tokenizer, folder: Path, info: dict) -> None:
     (folder / "pretraining.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
+def check_same_recipe(folder: Path, recipe: Recipe) -> None:
+    """Refuse to add to ``folder`` when its checkpoints were trained with another recipe.
+
+    Saved steps are never rewritten (a resumed run skips them), so mixing recipes in one folder would
+    leave a trajectory whose early checkpoints belong to another run, under the same names.
+    """
+    current = json.loads(json.dumps(asdict(recipe)))  # as stored: tuples become lists
+    for info_path in sorted(folder.glob("step-*/pretraining.json")):
+        saved = json.loads(info_path.read_text()).get("recipe")
+        if saved is not None and saved != current:
+            changed = sorted(k for k in current if saved.get(k) != current[k])
+            raise SystemExit(f"{folder} holds checkpoints of another recipe ({', '.join(changed)} differ, "
+                             f"first seen in {info_path.parent.name}); pass a new --out or delete {folder}")
+
+
 def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream: torch.Tensor,
              valid_windows: torch.Tensor, save_steps: list[int], device: torch.device, progress: bool = True) -> None:
     """Train one size for ``recipe.steps`` steps, saving ``step-<N>/`` at every N in ``save_steps``."""
@@ -244,6 +259,7 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
 
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
+    check_same_recipe(folder, recipe)
     model = build_model(size, tokenizer, recipe).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -359,9 +375,13 @@ def main(argv=None) -> int:
         size = SIZES[name]
         print(f"{name}: {size.layers} layers × {size.hidden}, {size.non_embedding_params():,} non-embedding parameters")
         pretrain(name, size, recipe, args.out, tokenizer, stream, valid, save_steps, device, not args.no_progress)
-    (args.out / "family.json").write_text(json.dumps(
-        {"sizes": {n: {**asdict(SIZES[n]), "non_embedding_params": SIZES[n].non_embedding_params()} for n in args.sizes},
-         "recipe": asdict(recipe), "save_steps": save_steps}, indent=2) + "\n")
+    # Sizes may be trained by separate commands (one per core): family.json lists all of them.
+    family_path = args.out / "family.json"
+    family = json.loads(family_path.read_text()) if family_path.is_file() else {"sizes": {}}
+    family["sizes"].update({n: {**asdict(SIZES[n]), "non_embedding_params": SIZES[n].non_embedding_params()}
+                            for n in args.sizes})
+    family.update(recipe=asdict(recipe), save_steps=save_steps)
+    family_path.write_text(json.dumps(family, indent=2) + "\n")
     return 0
 
 

@@ -77,3 +77,19 @@ def test_bad_save_steps_and_missing_corpus_fail_clearly(pretrain, tmp_path):
         pretrain.main(["--save-steps", "a,b", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="--corpus-dir"):
         pretrain.main(["--corpus-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+
+
+def test_a_folder_of_another_recipe_is_refused_not_mixed(pretrain, shared, tmp_path):
+    run(pretrain, tmp_path, shared, "--save-steps", "0,2")
+    before = (tmp_path / "xs" / "step-2" / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match=r"another recipe \(lr differ.*pass a new --out"):
+        run(pretrain, tmp_path, shared, "--save-steps", "0,2,4", "--lr", "5e-4")
+    assert (tmp_path / "xs" / "step-2" / "model.safetensors").read_bytes() == before
+    assert not (tmp_path / "xs" / "step-4").exists()
+
+
+def test_family_json_lists_sizes_trained_by_separate_commands(pretrain, shared, tmp_path):
+    run(pretrain, tmp_path, shared, "--save-steps", "0")
+    run(pretrain, tmp_path, shared, "--save-steps", "0", "--sizes", "s")
+    family = json.loads((tmp_path / "family.json").read_text())
+    assert sorted(family["sizes"]) == ["s", "xs"]
