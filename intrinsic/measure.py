@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import torch
 from .bounds import ASSUMPTIONS as BOUND_ASSUMPTIONS
 from .bounds import compression_bound
 from .config import SubspaceConfig
-from .models import load_classifier, load_tokenizer, model_info
+from .models import load_classifier, load_tokenizer, model_info, weights_fingerprint
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 from .store import ResultStore, library_versions
@@ -190,6 +191,8 @@ class _Runner:
         self.task: Task = get_task(config.task)
         self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
         self.tokenizer = load_tokenizer(config.model)
+        self.fingerprint = weights_fingerprint(config.model)
+        self.stale_records = 0
         self.D: int | None = None
         self.info: dict = {}
 
@@ -221,9 +224,15 @@ class _Runner:
         }
         if subspace is not None and subspace.projection == "fastfood":
             run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
-        cached = self.store.get(run_config)
-        if cached is not None:
-            return cached
+        record = self.store.record(run_config)
+        if record is not None:
+            stored = record.get("model_fingerprint")
+            if stored is None or stored == self.fingerprint:  # records from before fingerprints are trusted
+                return record["result"]
+            if not self.stale_records:
+                warnings.warn(f"{c.model} has changed since runs of it were stored in {self.store.path}: "
+                              "those runs are ignored and measured again", RuntimeWarning, stacklevel=2)
+            self.stale_records += 1
         model = self._load_model(seed)
         if subspace is not None:
             from .wrapper import SubspaceWrapper
@@ -233,7 +242,7 @@ class _Runner:
         result = train_and_evaluate(model, self.task, self.tokenizer, self.train, self.dev, train_config,
                                     device=c.device, progress=self.progress,
                                     description=f"{label} seed={seed}").to_dict()
-        self.store.put(run_config, result)
+        self.store.put(run_config, result, model_fingerprint=self.fingerprint)
         return result
 
 

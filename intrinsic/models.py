@@ -13,6 +13,7 @@ can tell, its pre-training step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -103,6 +104,30 @@ def pretraining_step(spec: str) -> int | None:
         candidate = "/" + (model.revision or "")
     match = _STEP_PATTERN.search(candidate)
     return int(match.group(1)) if match else None
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+
+
+def weights_fingerprint(spec: str) -> str | None:
+    """SHA-256 (16 hex digits) of a local model folder's ``config.json`` and weight files; None for a hub ID.
+
+    The run store is keyed by the model's path, so a folder whose weights were rewritten (a
+    checkpoint trained again under the same name) would otherwise get the old folder's stored runs.
+    A hub ID is identified by its name and revision instead.
+    """
+    model = ModelSpec.parse(spec)
+    if not model.is_local:
+        return None
+    folder = Path(model.name).expanduser()
+    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix in _WEIGHT_SUFFIXES))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def parameter_counts(model: torch.nn.Module) -> dict:

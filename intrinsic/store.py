@@ -74,17 +74,23 @@ class ResultStore:
     def __contains__(self, config: dict) -> bool:
         return self.get(config) is not None
 
-    def get(self, config: dict) -> dict | None:
-        """The stored result of ``config``, or None if it never finished."""
+    def record(self, config: dict) -> dict | None:
+        """The whole stored record of ``config`` (the latest, if it was stored more than once), or None."""
         key = config_key(config)
         if key not in self._records and self.path.stat().st_size != self._bytes_read:
             self._records = self._read()  # another process may have finished it meanwhile
-        record = self._records.get(key)
+        return self._records.get(key)
+
+    def get(self, config: dict) -> dict | None:
+        """The stored result of ``config``, or None if it never finished."""
+        record = self.record(config)
         return None if record is None else record["result"]
 
-    def put(self, config: dict, result: dict) -> dict:
-        """Append the finished run now (one write, flushed and fsynced)."""
-        record = {"key": config_key(config), "config": config, "result": result,
+    def put(self, config: dict, result: dict, **extra) -> dict:
+        """Append the finished run now (one write, flushed and fsynced); ``extra`` fields go into the record.
+
+        A record with the key of an earlier one supersedes it on reading."""
+        record = {"key": config_key(config), "config": config, "result": result, **extra,
                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions()}
         line = json.dumps(record, default=str) + "\n"
         # A kill can cut the previous line short: start on a fresh line so this one stays whole.

@@ -64,6 +64,29 @@ def test_several_models_give_one_table_one_json_and_reuse_the_store(checkpoints,
     assert [r.full_metric for r in again] == [r.full_metric for r in results]
 
 
+def test_a_checkpoint_rewritten_under_the_same_name_is_measured_again(checkpoints, shared, tmp_path):
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    folder = tmp_path / "run" / "step-0"
+    shutil.copytree(checkpoints[0], folder)
+    store = tmp_path / "runs.jsonl"
+    assert main(args([folder], shared, tmp_path)) == 0
+    first = store.read_text().count("\n")
+    assert main(args([folder], shared, tmp_path)) == 0  # unchanged: every run comes from the store
+    assert store.read_text().count("\n") == first
+
+    torch.manual_seed(123)  # another model saved under the same path
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoints[1])
+    AutoModelForSequenceClassification.from_config(model.config).save_pretrained(folder)
+    with pytest.warns(RuntimeWarning, match="has changed since runs of it were stored"):
+        assert main(args([folder], shared, tmp_path)) == 0
+    assert store.read_text().count("\n") == 2 * first  # every run repeated, none served stale
+    assert main(args([folder], shared, tmp_path)) == 0  # and the new runs are the ones reused
+    assert store.read_text().count("\n") == 2 * first
+
+
 def test_one_model_still_writes_a_single_result(checkpoints, shared, tmp_path):
     out = tmp_path / "one.json"
     assert main(args(checkpoints[:1], shared, tmp_path, "--output", str(out))) == 0
