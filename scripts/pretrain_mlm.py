@@ -70,7 +70,7 @@ SIZES = {
 class Recipe:
     """Everything that is the same for every size."""
 
-    steps: int = 1500
+    steps: int = 6000
     batch_size: int = 32
     seq_len: int = 128
     lr: float = 1e-3
@@ -336,8 +336,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "mlm", help="output folder (default runs/mlm)")
     p.add_argument("--corpus-dir", type=Path, help="default: shared/data/corpus")
     p.add_argument("--steps", type=int, default=Recipe.steps, help=f"training steps (default {Recipe.steps})")
-    p.add_argument("--save-steps", type=parse_steps, default="0,100,250,500,1000,1500",
-                   help="checkpoint steps, comma separated (default 0,100,250,500,1000,1500)")
+    p.add_argument("--save-steps", type=parse_steps, default="0,250,500,1000,2000,3000,4000,6000",
+                   help="checkpoint steps, comma separated (default 0,250,500,1000,2000,3000,4000,6000)")
     p.add_argument("--batch-size", type=int, default=Recipe.batch_size)
     p.add_argument("--seq-len", type=int, default=Recipe.seq_len)
     p.add_argument("--lr", type=float, default=Recipe.lr)
