@@ -2,7 +2,7 @@
 
     measure-did --model roberta-base --task mrpc
     measure-did --model ../shared/models/paraphrase-MiniLM-L3-v2 --task mrpc --data-dir ../shared/data/glue
-    measure-did --model runs/mlm/m/step-0 runs/mlm/m/step-1500 EleutherAI/pythia-70m@step3000 --task sst2 --said
+    measure-did --model runs/mlm/m/step-0 runs/mlm/m/step-6000 EleutherAI/pythia-70m@step3000 --task sst2 --said
 
 Full fine-tuning runs once; then d doubles from --start-d until the dev metric reaches the target,
 and bisects between the last miss and the first hit. Every finished run is stored in --results at

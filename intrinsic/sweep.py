@@ -1,6 +1,6 @@
 """d90 for several models or checkpoints with one configuration: one table, one JSON file.
 
-    sweep = measure_models(["runs/mlm/m/step-0", "runs/mlm/m/step-1500"], MeasureConfig(model="", task="sst2"))
+    sweep = measure_models(["runs/mlm/m/step-0", "runs/mlm/m/step-6000"], MeasureConfig(model="", task="sst2"))
     print(sweep.table())
     sweep.save("figures/trajectory.json")
 
