@@ -33,10 +33,11 @@ FIGURES = ROOT / "figures" / "study"
 # epoch (250 steps; results/study/earlier/1500-steps-1-epoch/) no tiny model reached either target,
 # while on xs after 1,500 pre-training steps five epochs took SAID at d = 16,384 from 0.562 to 0.643
 # (full fine-tuning 0.633 -> 0.701); all 67,349 sentences for one epoch gave 0.661 (full 0.776) at
-# 1.7x the time. At five epochs lr 3e-3 beat 1e-3 and 1e-2 at d = 16,384 (0.643, 0.618, 0.575);
-# 1e-3 stays because under the global normalisation the update of each weight grows as
-# lr·√(d/D), and at d ≥ 32,768 lr 3e-3 fell to chance in the one-epoch runs. Full fine-tuning takes
-# the better of lr 1e-4 and 1e-3 (xs stays at chance at 1e-4, m collapsed at 1e-3 for one seed).
+# 1.7x the time. At five epochs lr 3e-3 beat 1e-3 and 1e-2 at d = 4,096 (0.628, 0.567, 0.618) and
+# d = 16,384 (0.643, 0.618, 0.575), and 1e-3 beat 3e-3 and 3e-4 at d = 65,536 (0.692, 0.594, 0.630):
+# under the global normalisation the update of each weight grows as lr·√(d/D), so each d takes the
+# better of 3e-3 and 1e-3. Full fine-tuning takes the better of lr 1e-4 and 1e-3 (at one epoch xs
+# stayed at chance at 1e-4 and m collapsed at 1e-3 for one seed).
 # Two seeds (projection and training order): with one, a 0.15 seed-to-seed spread decided verdicts.
 TINY = dict(said=True, max_train_samples=8000, epochs=5.0, max_length=64, lrs=[3e-3, 1e-3], full_lr=[1e-4, 1e-3],
             seeds=[0, 1], start_d=4096, max_d=65536, resolution=0.5)
