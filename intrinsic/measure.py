@@ -192,7 +192,7 @@ class _Runner:
         self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
         self.tokenizer = load_tokenizer(config.model)
         self.fingerprint = weights_fingerprint(config.model)
-        self.stale_records = 0
+        self.warned_stale = False  # one warning per model when its folder changed since stored runs
         self.D: int | None = None
         self.info: dict = {}
 
@@ -229,10 +229,10 @@ class _Runner:
             stored = record.get("model_fingerprint")
             if stored is None or stored == self.fingerprint:  # records from before fingerprints are trusted
                 return record["result"]
-            if not self.stale_records:
+            if not self.warned_stale:
                 warnings.warn(f"{c.model} has changed since runs of it were stored in {self.store.path}: "
                               "those runs are ignored and measured again", RuntimeWarning, stacklevel=2)
-            self.stale_records += 1
+            self.warned_stale = True
         model = self._load_model(seed)
         if subspace is not None:
             from .wrapper import SubspaceWrapper

@@ -67,7 +67,7 @@ def test_several_models_give_one_table_one_json_and_reuse_the_store(checkpoints,
 def test_a_checkpoint_rewritten_under_the_same_name_is_measured_again(checkpoints, shared, tmp_path):
     import shutil
 
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     folder = tmp_path / "run" / "step-0"
     shutil.copytree(checkpoints[0], folder)
@@ -78,8 +78,7 @@ def test_a_checkpoint_rewritten_under_the_same_name_is_measured_again(checkpoint
     assert store.read_text().count("\n") == first
 
     torch.manual_seed(123)  # another model saved under the same path
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoints[1])
-    AutoModelForSequenceClassification.from_config(model.config).save_pretrained(folder)
+    AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(checkpoints[1])).save_pretrained(folder)
     with pytest.warns(RuntimeWarning, match="has changed since runs of it were stored"):
         assert main(args([folder], shared, tmp_path)) == 0
     assert store.read_text().count("\n") == 2 * first  # every run repeated, none served stale
