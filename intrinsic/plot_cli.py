@@ -1,10 +1,11 @@
 """``plot-did``: draw figures from the JSON files ``measure-did --output`` writes.
 
-    plot-did step  figures/trajectory.json --output figures/d90-vs-step
-    plot-did size  figures/sizes.json --output figures/d90-vs-size
-    plot-did curves figures/sizes.json figures/minilm.json --output figures/curves --normalized
+    plot-did step  figures/trajectory.json               # figures/d90-vs-step.png and .svg
+    plot-did size  figures/sizes.json                    # figures/d90-vs-size.png and .svg
+    plot-did curves figures/sizes.json figures/minilm.json --output figures/both-curves --normalized
 
-Each writes OUTPUT.png and OUTPUT.svg. An input may hold one result or several ({"results": [...]}).
+Each writes OUTPUT.png and OUTPUT.svg; OUTPUT defaults to figures/<figure name> under the current
+folder. An input may hold one result or several ({"results": [...]}).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from . import plots
 from .sweep import load_results
 
 FIGURES = {"step": plots.d90_vs_step, "size": plots.d90_vs_params, "curves": plots.curves}
+DEFAULT_OUTPUT = {"step": Path("figures/d90-vs-step"), "size": Path("figures/d90-vs-size"),
+                  "curves": Path("figures/curves")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="step: d90 against pre-training step; size: d90 against parameters (log-log, fitted "
                         "slope); curves: metric against d, overlaid")
     p.add_argument("inputs", nargs="+", type=Path, help="JSON files written by measure-did --output")
-    p.add_argument("--output", type=Path, required=True, help="file stem; writes STEM.png and STEM.svg")
+    p.add_argument("--output", type=Path,
+                   help="file stem; writes STEM.png and STEM.svg (default figures/d90-vs-step, "
+                        "figures/d90-vs-size or figures/curves)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--kind", choices=["both", "d90", "corrected"], default="both",
                    help="step/size: which d90 to draw (default both)")
@@ -56,7 +61,7 @@ def main(argv=None) -> int:
                                      else f"d90 ∝ N^{fit[0]:.3f}"))
         else:
             fig = plots.curves(results, normalized=args.normalized, title=args.title)
-        for path in plots.save_figure(fig, args.output):
+        for path in plots.save_figure(fig, args.output or DEFAULT_OUTPUT[args.figure]):
             print(f"wrote {path}")
     except (OSError, ValueError, KeyError) as error:
         print(f"plot-did: error: {error}", file=sys.stderr)

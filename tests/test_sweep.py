@@ -149,6 +149,16 @@ def test_plot_did_writes_png_and_svg(tmp_path, capsys):
     assert "measure-did --output" in capsys.readouterr().err
 
 
+def test_plot_did_writes_into_figures_by_default(tmp_path, monkeypatch):
+    path = tmp_path / "sweep.json"
+    Sweep([synthetic("a", 0, 1_000, 512, 512), synthetic("b", 10, 100_000, 128, 256)]).save(path)
+    monkeypatch.chdir(tmp_path)
+    for figure in ("step", "size", "curves"):
+        assert plot_main([figure, str(path)]) == 0
+    written = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert written == [f"{stem}.{ext}" for stem in ("curves", "d90-vs-size", "d90-vs-step") for ext in ("png", "svg")]
+
+
 def test_figures_of_only_undefined_d90s_say_so_instead_of_failing():
     results = [synthetic("a", 0, 1_000, None, None, chance=0.9), synthetic("b", 5, 10_000, None, None, chance=0.9)]
     for draw in (d90_vs_step, d90_vs_params):
