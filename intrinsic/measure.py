@@ -25,7 +25,7 @@ import torch
 from .bounds import ASSUMPTIONS as BOUND_ASSUMPTIONS
 from .bounds import compression_bound
 from .config import SubspaceConfig
-from .models import load_classifier, load_tokenizer, model_info, weights_fingerprint
+from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 from .store import ResultStore, library_versions
@@ -192,6 +192,9 @@ class _Runner:
         self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
         self.tokenizer = load_tokenizer(config.model)
         self.fingerprint = weights_fingerprint(config.model)
+        # Stored runs are keyed by absolute paths: the same folder spelt two ways is one model.
+        self.model_name = ModelSpec.parse(config.model).store_name()
+        self.data_dir = None if config.data_dir is None else str(Path(config.data_dir).expanduser().resolve())
         self.warned_stale = False  # one warning per model when its folder changed since stored runs
         self.D: int | None = None
         self.info: dict = {}
@@ -218,7 +221,7 @@ class _Runner:
             layout=c.layout if c.projection == "fastfood" else "stacked",
         )
         run_config = {
-            "model": c.model, "task": self.task.name, "data_dir": c.data_dir,
+            "model": self.model_name, "task": self.task.name, "data_dir": self.data_dir,
             "max_train_samples": c.max_train_samples, "train": train_config.to_dict(),
             "subspace": None if subspace is None else subspace.to_dict(),
         }

@@ -47,6 +47,14 @@ class ModelSpec:
     def is_local(self) -> bool:
         return Path(self.name).expanduser().is_dir()
 
+    def store_name(self) -> str:
+        """How run stores name the model: a local folder as its absolute path, so that
+        ``runs/mlm/xs/step-0`` and ``./runs/mlm/xs/step-0`` (or the same folder from another working
+        directory) find the same stored runs; a hub ID (with its ``@revision``) as written."""
+        if self.is_local:
+            return str(Path(self.name).expanduser().resolve())
+        return self.name if self.revision is None else f"{self.name}@{self.revision}"
+
     def kwargs(self) -> dict:
         """Keyword arguments for ``from_pretrained``."""
         return {} if self.revision is None else {"revision": self.revision}

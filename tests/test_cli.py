@@ -72,6 +72,18 @@ def test_explicit_dims_and_a_rerun_that_repeats_nothing(tiny_model_dir, shared, 
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
 
 
+def test_the_same_folders_spelt_relatively_reuse_the_stored_runs(tiny_model_dir, shared, tmp_path, monkeypatch):
+    args = base_args(tiny_model_dir, shared, tmp_path, "--dims", "64")
+    assert main(args) == 0
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # full fine-tuning and d=64
+    monkeypatch.chdir(tiny_model_dir.parent)
+    relative = ["--model", f"./{tiny_model_dir.name}", "--data-dir",
+                os.path.relpath(shared / "data" / "glue", tiny_model_dir.parent)]
+    assert main(args + relative) == 0  # argparse: the later --model and --data-dir win
+    assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
+
+
 def test_kill_minus_9_loses_at_most_the_run_in_flight(tiny_model_dir, shared, tmp_path):
     store_path = tmp_path / "runs.jsonl"
     args = base_args(tiny_model_dir, shared, tmp_path, "--dims", *[str(d) for d in range(10, 130, 10)],
