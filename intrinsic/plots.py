@@ -212,11 +212,17 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
 
 
 def save_figure(fig, stem: str | Path, formats=("png", "svg")) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` (a suffix on ``stem`` is dropped); returns the paths."""
+    """Write ``stem.png`` and ``stem.svg`` (a suffix on ``stem`` is dropped); returns the paths.
+
+    The same figure gives the same bytes: no date in the metadata and a fixed salt for the SVG's
+    element ids, so redrawing unchanged results leaves committed figures unchanged."""
+    import matplotlib
+
     stem = Path(stem)
     stem = stem.with_suffix("") if stem.suffix.lower() in {".png", ".svg", ".pdf"} else stem
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+    with matplotlib.rc_context({"svg.hashsalt": "intrinsic"}):
+        for path in paths:
+            fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".svg" else None)
     return paths

@@ -10,7 +10,7 @@ import torch
 from intrinsic.cli import main
 from intrinsic.measure import D90Result
 from intrinsic.plot_cli import main as plot_main
-from intrinsic.plots import curves, d90_vs_params, d90_vs_step, fit_power_law
+from intrinsic.plots import curves, d90_vs_params, d90_vs_step, fit_power_law, save_figure
 from intrinsic.sweep import Sweep, load_results
 
 matplotlib.use("Agg")
@@ -157,6 +157,15 @@ def test_plot_did_writes_into_figures_by_default(tmp_path, monkeypatch):
         assert plot_main([figure, str(path)]) == 0
     written = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert written == [f"{stem}.{ext}" for stem in ("curves", "d90-vs-size", "d90-vs-step") for ext in ("png", "svg")]
+
+
+def test_redrawing_the_same_results_writes_the_same_bytes(tmp_path):
+    results = [synthetic("a", 0, 1_000, 512, 512), synthetic("b", 10, 100_000, 128, 256)]
+    first = save_figure(curves(results), tmp_path / "one")
+    second = save_figure(curves(results), tmp_path / "two")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+    assert b"<dc:date>" not in first[1].read_bytes()
 
 
 def test_figures_of_only_undefined_d90s_say_so_instead_of_failing():
