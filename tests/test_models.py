@@ -19,6 +19,15 @@ def test_hub_ids_take_a_revision_and_local_folders_are_used_as_is(tmp_path):
     assert ModelSpec.parse(str(folder)).label() == "odd@name"
 
 
+def test_stores_name_hub_ids_as_written_and_folders_by_absolute_path(tmp_path, monkeypatch):
+    assert ModelSpec.parse("EleutherAI/pythia-70m@step3000").store_name() == "EleutherAI/pythia-70m@step3000"
+    assert ModelSpec.parse("roberta-base").store_name() == "roberta-base"
+    (tmp_path / "run" / "step-5").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "run")
+    names = {ModelSpec.parse(spelling).store_name() for spelling in ("step-5", "./step-5", "../run/step-5/")}
+    assert names == {str((tmp_path / "run" / "step-5").resolve())}
+
+
 @pytest.mark.parametrize("spec", ["", "  ", "roberta-base@", "@main"])
 def test_malformed_specs_name_the_fix(spec):
     with pytest.raises(ValueError, match="--model"):
