@@ -139,10 +139,10 @@ def main(argv=None) -> int:
         args.output.write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {args.output}")
     if args.figure is not None:
-        from .plots import curves
+        from .plots import curves, save_figure
 
         figure = curves(sweep) if several else sweep.results[0].plot()
-        figure.savefig(args.figure, dpi=150, bbox_inches="tight")
+        save_figure(figure, args.figure, formats=(args.figure.suffix[1:],))
         print(f"wrote {args.figure}")
     return 0
 

@@ -17,15 +17,14 @@ from pathlib import Path
 from . import plots
 from .sweep import load_results
 
-FIGURES = {"step": plots.d90_vs_step, "size": plots.d90_vs_params, "curves": plots.curves}
 DEFAULT_OUTPUT = {"step": Path("figures/d90-vs-step"), "size": Path("figures/d90-vs-size"),
-                  "curves": Path("figures/curves")}
+                  "curves": Path("figures/curves")}  # one per figure
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plot-did", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("figure", choices=sorted(FIGURES),
+    p.add_argument("figure", choices=sorted(DEFAULT_OUTPUT),
                    help="step: d90 against pre-training step; size: d90 against parameters (log-log, fitted "
                         "slope); curves: metric against d, overlaid")
     p.add_argument("inputs", nargs="+", type=Path, help="JSON files written by measure-did --output")

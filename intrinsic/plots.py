@@ -211,6 +211,9 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
     return fig
 
 
+_NO_DATE = {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}  # PNG stores no date
+
+
 def save_figure(fig, stem: str | Path, formats=("png", "svg")) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` (a suffix on ``stem`` is dropped); returns the paths.
 
@@ -224,5 +227,5 @@ def save_figure(fig, stem: str | Path, formats=("png", "svg")) -> list[Path]:
     paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
     with matplotlib.rc_context({"svg.hashsalt": "intrinsic"}):
         for path in paths:
-            fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".svg" else None)
+            fig.savefig(path, dpi=150, bbox_inches="tight", metadata=_NO_DATE.get(path.suffix.lower()))
     return paths
