@@ -1,7 +1,7 @@
 """The Triton kernels in kernels/, run on the CPU interpreter (TRITON_INTERPRET=1, set in conftest).
 
-They must compute exactly what the PyTorch reference computes: the same integers (signs and
-permutations, bit for bit), Gaussians to float32 rounding, the same Hadamard transform, and a
+They must compute exactly what the PyTorch reference computes: the same integers (permutations,
+bit for bit), Gaussians to float32 rounding, the same Hadamard transform, and a
 Fastfood projection equal to the torch backend's. Tolerances: float32 results within 1e-5
 relative to the largest entry, float64 within 1e-6 (the Gaussians are float32 in both backends
 and differ by a few ulps between libm and Triton's log/cos).
@@ -22,12 +22,9 @@ import triton.language as tl  # noqa: E402
 from intrinsic import hadamard_transform  # noqa: E402
 from intrinsic.hadamard import available_backends, sylvester_matrix  # noqa: E402
 from intrinsic.kernels import interpreting  # noqa: E402
-from intrinsic.kernels.fastfood import (  # noqa: E402
-    _block_key,
-    _permuted_index,
-    _signs_and_gaussians,
-    fastfood_forward,
-)
+from intrinsic import kernels  # noqa: E402
+from intrinsic.kernels import fastfood as fastfood_kernels  # noqa: E402
+from intrinsic.kernels.fastfood import _block_key, _gaussians, _permuted_index, fastfood_forward  # noqa: E402
 from intrinsic.kernels.hadamard import hadamard_rows  # noqa: E402
 from intrinsic.projections import FastfoodProjection, fastfood_random  # noqa: E402
 from intrinsic.projections import fastfood as fastfood_module  # noqa: E402
@@ -51,25 +48,22 @@ def _random_streams_probe(ints_ptr, gauss_ptr, seed_key, first_block, LOG_L: tl.
     block = tl.program_id(0)
     j = tl.arange(0, L)
     key = _block_key(seed_key.to(tl.uint32), (first_block + block).to(tl.uint32))
-    sign, gauss = _signs_and_gaussians(key, j.to(tl.uint32))
     perm = _permuted_index(key, j.to(tl.uint32), LOG_L, INVERSE)
-    tl.store(ints_ptr + block * 2 * L + j, perm.to(tl.int64))
-    tl.store(ints_ptr + block * 2 * L + L + j, sign.to(tl.int64))
-    tl.store(gauss_ptr + block * L + j, gauss)
+    tl.store(ints_ptr + block * L + j, perm.to(tl.int64))
+    tl.store(gauss_ptr + block * L + j, _gaussians(key, j.to(tl.uint32)))
 
 
 @pytest.mark.parametrize("log_l", [0, 1, 4, 9])
 @pytest.mark.parametrize("inverse", [False, True])
 def test_kernel_random_streams_equal_the_reference(log_l, inverse):
     L, blocks, seed, first = 1 << log_l, 3, 2**40 + 17, 5
-    ints = torch.zeros(blocks, 2 * L, dtype=torch.int64, device=DEVICE)
+    ints = torch.zeros(blocks, L, dtype=torch.int64, device=DEVICE)
     gauss = torch.zeros(blocks, L, dtype=torch.float32, device=DEVICE)
     _random_streams_probe[(blocks,)](ints, gauss, fastfood_random.seed_key(seed), first, LOG_L=log_l, INVERSE=inverse)
     keys = fastfood_random.block_keys(seed, first, blocks)
-    signs, reference_gauss = fastfood_random.signs_and_gaussians(keys, L)
-    assert torch.equal(ints[:, :L].cpu(), fastfood_random.permutation(keys, L, inverse=inverse))
-    assert torch.equal(ints[:, L:].cpu(), signs.long())
-    assert (gauss.cpu() - reference_gauss).abs().max() < 1e-5
+    assert torch.equal(ints.cpu(), fastfood_random.permutation(keys, L, inverse=inverse))
+    # The GPU computes log2 and cos with one hardware instruction each: ≤ 2^-21 relative.
+    assert (gauss.cpu() - fastfood_random.gaussians(keys, L)).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("L", [1, 2, 16, 1024, 1 << 15])
@@ -84,8 +78,19 @@ def test_reference_permutation_is_a_bijection_with_its_inverse(L):
         assert (forward[0] != torch.arange(L)).float().mean() > 0.5
 
 
+def test_reference_permutation_scrambles_order():
+    # Two affine + xor-shift rounds: neighbours land far apart and rank order is not kept.
+    L = 4096
+    perm = fastfood_random.permutation(fastfood_random.block_keys(1, 0, 8), L).double()
+    ranks = torch.arange(L, dtype=torch.float64)
+    for row in perm:
+        assert abs(torch.corrcoef(torch.stack([row, ranks]))[0, 1]) < 4 / L**0.5
+        assert (row.diff().abs() == 1).double().mean() < 0.01  # consecutive inputs rarely stay adjacent
+
+
 def test_reference_gaussians_and_signs_have_the_intended_statistics():
-    signs, gauss = fastfood_random.signs_and_gaussians(fastfood_random.block_keys(0, 0, 256), 1024)
+    gauss = fastfood_random.gaussians(fastfood_random.block_keys(0, 0, 256), 1024)
+    signs = fastfood_random.signs(0, gauss.numel())
     n = gauss.numel()
     assert abs(signs.float().mean()) < 4 / n**0.5
     assert abs(gauss.mean()) < 4 / n**0.5 and abs(gauss.var() - 1) < 4 * (2 / n) ** 0.5
@@ -106,9 +111,9 @@ def test_triton_hadamard_split_path_for_long_rows():
     # Rows longer than one program are transformed as H_a ⊗ H_b; a limit of 2^3 reaches that path.
     x = torch.randn(2, 64, dtype=torch.float64, device=DEVICE)
     expected = x @ sylvester_matrix(64, torch.float64, DEVICE)
-    assert relative_error(hadamard_rows(x, max_log_block=3), expected) < 1e-12
+    assert relative_error(hadamard_rows(x, max_log=3), expected) < 1e-12
     with pytest.raises(ValueError, match="n ≤ 2\\^6"):
-        hadamard_rows(torch.zeros(1, 128, dtype=torch.float64, device=DEVICE), max_log_block=3)
+        hadamard_rows(torch.zeros(1, 128, dtype=torch.float64, device=DEVICE), max_log=3)
 
 
 def test_triton_is_dispatched_first_on_cuda_and_only_when_forced_on_cpu():
@@ -142,7 +147,8 @@ def test_fastfood_kernel_equals_the_torch_backend(case, dtype):
     tolerance = 1e-5 if dtype == torch.float32 else 1e-6
     assert relative_error(kernel.matvec(theta), reference.matvec(theta)) < tolerance
     assert relative_error(kernel.rmatvec(grad), reference.rmatvec(grad)) < tolerance
-    assert kernel.state_nbytes() == 0 and reference.state_nbytes() > 0  # the kernel stores nothing
+    # The kernel keeps only the shared signs (L bytes); the torch backend keeps 6 bytes an entry.
+    assert kernel.state_nbytes() <= max(g.block_size for g in kernel.groups) < reference.state_nbytes()
 
 
 def test_fastfood_kernel_is_an_exact_adjoint_and_passes_gradcheck():
@@ -155,13 +161,20 @@ def test_fastfood_kernel_is_an_exact_adjoint_and_passes_gradcheck():
     assert torch.autograd.gradcheck(lambda t: (P(t) * weights).sum() + P(t).square().sum(), (theta,))
 
 
-def test_fastfood_kernel_fuses_the_add_into_theta0():
-    P = FastfoodProjection(40, ODD_SEGMENTS, seed=5, backend="triton").to(DEVICE)
+def test_fastfood_kernel_reads_theta0_through_the_origin_table():
+    # Three tensors at unrelated places in one storage, read where they lie: θ₀_i of row r is
+    # base[origin_i + r]; a launch over rows [7, 300) writes exactly those rows.
+    P = FastfoodProjection(40, [50, 200, 100], seed=5, backend="triton").to(DEVICE)
+    storage = torch.randn(1000, device=DEVICE)
+    bases = [storage[600:650], storage[10:210], storage[300:400]]
+    origins = P._base_origins(bases)
+    assert origins.tolist() == [0, 10 - 600 - 50, 300 - 600 - 250]
     theta = torch.randn(P.d, device=DEVICE)
-    base = torch.randn(P.D, device=DEVICE)
-    out = torch.empty_like(base)
-    fastfood_forward(theta, out, base=base, **P._kernel_args(P.groups[0], theta.device))
-    assert relative_error(out, base + P.matvec(theta)) < 1e-6
+    norm = P._tables(theta.device)[1]
+    out = torch.empty(293, device=DEVICE)
+    args = {**P._kernel_args(P.groups[0], norm), "row_begin": 7, "row_end": 300}
+    fastfood_forward(P._shared_input(theta, 64), out, base=storage[600:], base_origins=origins, **args)
+    assert relative_error(out, (torch.cat(bases) + P.matvec(theta))[7:300]) < 1e-6
 
 
 def test_wrapper_trains_identically_on_both_backends(monkeypatch):
@@ -170,8 +183,8 @@ def test_wrapper_trains_identically_on_both_backends(monkeypatch):
     losses, grads = {}, {}
     for backend in ("torch", "triton"):
         monkeypatch.setenv("INTRINSIC_FASTFOOD_BACKEND", backend)
-        # One 2^15 block per 32k parameters: few programs, which is what the interpreter pays for.
-        wrapper = SubspaceWrapper(tiny_bert_classifier(), d=64, said=True, seed=11, block_size=1 << 15).to(DEVICE)
+        # One 2^12 block per 4k parameters: few programs, which is what the interpreter pays for.
+        wrapper = SubspaceWrapper(tiny_bert_classifier(), d=64, said=True, seed=11, block_size=1 << 12).to(DEVICE)
         with torch.no_grad():
             wrapper.theta_d.normal_(generator=torch.Generator(DEVICE).manual_seed(0))
         loss = wrapper(input_ids=token_batch().to(DEVICE), labels=torch.tensor([0, 1, 1], device=DEVICE)).loss
@@ -196,11 +209,14 @@ def test_an_unusable_kernel_backend_warns_once_and_falls_back(monkeypatch):
         assert FastfoodProjection(8, [100]).resolve_backend(torch.ones(8)) == "torch"  # auto on CPU: silent
 
 
-def test_blocks_larger_than_the_kernel_fall_back_to_torch():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_larger_than_the_kernel_cap_of_their_dtype_fall_back_to_torch(dtype):
     fastfood_module._warn_once.cache_clear()
-    P = FastfoodProjection(40_000, [50_000], backend="triton")
+    cap = fastfood_kernels.max_block_size(dtype)
+    assert FastfoodProjection(cap, [3 * cap], backend="triton").resolve_backend(torch.ones(1, dtype=dtype, device=DEVICE)) == "triton"
+    P = FastfoodProjection(cap + 1, [3 * cap], backend="triton")
     with pytest.warns(RuntimeWarning, match="exceed the kernel"):
-        assert P.resolve_backend(torch.ones(1, device=DEVICE)) == "torch"
+        assert P.resolve_backend(torch.ones(1, dtype=dtype, device=DEVICE)) == "torch"
 
 
 def test_unknown_backend_is_a_clear_error(monkeypatch):
@@ -249,3 +265,95 @@ def test_fused_update_passes_gradcheck_and_keeps_the_base_dtype():
     assert torch.autograd.gradcheck(loss, (theta, scales))
     half = [b.to(torch.bfloat16) for b in bases]
     assert all(o.dtype == torch.bfloat16 for o in P.add_to(theta.float().detach(), half, None))
+
+
+@triton.jit
+def _kernel_that_does_not_compile(*args, LOG_L: tl.constexpr, SEARCH_STEPS: tl.constexpr, HAS_BASE: tl.constexpr):
+    tl.static_assert(LOG_L < 0, "an injected compile error")
+
+
+class _FailingLauncher:
+    """Stands in for a compiled kernel whose launch fails (as a CUDA launch error would)."""
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            raise RuntimeError("injected launch failure")
+
+        return launch
+
+
+@pytest.fixture
+def fresh_cases():
+    kernels.reset_cases()
+    yield
+    kernels.reset_cases()
+
+
+def test_a_kernel_that_fails_to_compile_warns_once_and_pytorch_computes(monkeypatch, fresh_cases):
+    monkeypatch.setattr(fastfood_kernels, "_forward_kernel", _kernel_that_does_not_compile)
+    P = FastfoodProjection(8, [100, 30], seed=2, backend="triton").to(DEVICE)
+    theta = torch.randn(8, device=DEVICE)
+    with pytest.warns(RuntimeWarning, match="Triton kernel for .*fastfood.* failed") as caught:
+        first = P.matvec(theta)
+        P.matvec(theta)
+        outs = P.add_to(theta, [torch.zeros(100, device=DEVICE), torch.zeros(30, device=DEVICE)], None)
+    assert len([w for w in caught if "Triton kernel" in str(w.message)]) == 1
+    expected = FastfoodProjection(8, [100, 30], seed=2, backend="torch").to(DEVICE).matvec(theta)
+    assert torch.equal(first, expected) and torch.allclose(torch.cat(outs), expected)
+    assert list(kernels.disabled_cases()) == [("fastfood", str(torch.device(DEVICE)), 8, "float32")]
+
+
+def test_a_kernel_that_fails_at_launch_in_the_backward_still_gives_the_gradients(monkeypatch, fresh_cases):
+    # The probe passes; the transpose then fails mid-training: the step finishes on PyTorch.
+    shapes = [(5,), (3, 10), (7,)]
+    kwargs = dict(d=6, segment_sizes=[math.prod(s) for s in shapes], seed=3)
+    bases = [torch.randn(s, dtype=torch.float64, device=DEVICE) for s in shapes]
+    grads = {}
+    for backend in ("triton", "torch"):
+        P = FastfoodProjection(backend=backend, **kwargs).to(DEVICE)
+        theta = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+        scales = torch.linspace(0.5, 2, 3, dtype=torch.float64, device=DEVICE)
+        theta.requires_grad_(), scales.requires_grad_()
+        outs = P.add_to(theta, bases, scales)
+        if backend == "triton":
+            monkeypatch.setattr(fastfood_kernels, "_transpose_kernel", _FailingLauncher())
+            with pytest.warns(RuntimeWarning, match="injected launch failure"):
+                sum(o.square().sum() for o in outs).backward()
+        else:
+            sum(o.square().sum() for o in outs).backward()
+        grads[backend] = (theta.grad, scales.grad)
+    for got, expected in zip(grads["triton"], grads["torch"]):
+        assert relative_error(got, expected) < 1e-6  # the forward ran on the kernel: float32 Gaussians
+
+
+def test_a_bert_base_shaped_training_step_launches_at_most_ten_kernels(monkeypatch, fresh_cases):
+    # BERT-base's 12 layers and 201 parameter tensors (hidden size shrunk): launches depend on the
+    # tensors and the layout, not on their sizes. Both Fastfood kernels are counted, SAID included.
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from intrinsic import SubspaceWrapper
+
+    config = BertConfig(vocab_size=99, hidden_size=8, num_hidden_layers=12, num_attention_heads=2,
+                        intermediate_size=8, max_position_embeddings=16, num_labels=2)
+    monkeypatch.setenv("INTRINSIC_FASTFOOD_BACKEND", "triton")
+    wrapper = SubspaceWrapper(BertForSequenceClassification(config), d=300, said=True, seed=0).to(DEVICE)
+    assert len(wrapper.parameter_names) == 201
+    with torch.no_grad():
+        wrapper.theta_d.normal_(generator=torch.Generator(DEVICE).manual_seed(0))  # λ's gradient is 0 at θ_d = 0
+    theta_dtype = wrapper.theta_d.dtype
+    wrapper.projection.resolve_backend(torch.ones(1, dtype=theta_dtype, device=DEVICE))  # the probe, not counted
+    launches = []
+    for name in ("_forward_kernel", "_transpose_kernel"):
+        kernel = getattr(fastfood_kernels, name)
+
+        class Counting:
+            def __getitem__(self, grid, kernel=kernel, name=name):
+                launches.append(name)
+                return kernel[grid]
+
+        monkeypatch.setattr(fastfood_kernels, name, Counting())
+    loss = wrapper(input_ids=token_batch(vocab=99, length=8).to(DEVICE), labels=torch.tensor([0, 1, 1], device=DEVICE)).loss
+    loss.backward()
+    assert launches == ["_forward_kernel", "_transpose_kernel"]
+    assert len(launches) <= 10
+    assert wrapper.theta_d.grad.abs().sum() > 0 and wrapper.said_scales.grad.abs().sum() > 0

@@ -1,8 +1,9 @@
-"""Fastfood projection (Le, Sarlós & Smola 2013): blocks V = H·G·Π·H·B.
+"""Fastfood projection (Le, Sarlós & Smola 2013): blocks V_b = H·G_b·Π_b·H·B.
 
 One block of size L (a power of two) maps x ∈ R^L to V x, with B a random ±1 diagonal, H the
-unnormalised Walsh–Hadamard matrix, Π a uniform random permutation ((Πv)_k = v_{π(k)}) and G a
-Gaussian diagonal. Every column of H G Π H B has norm exactly √(L·ΣG²), so G is stored divided
+unnormalised Walsh–Hadamard matrix, Π a random permutation ((Πv)_k = v_{π(k)}) and G a
+Gaussian diagonal. B is shared by the blocks (each block keeps its own G_b and Π_b, so blocks
+are independent given B), which lets every backend compute H B θ_d once per product. Every column of H G Π H B has norm exactly √(L·ΣG²), so G is stored divided
 by that: each block has unit-norm columns, and every entry has expected square 1/L. Entries of
 segment i are then multiplied by √(L/N_i) (N_i per the normalisation, see ``base``).
 
@@ -11,7 +12,7 @@ Two block layouts, a named option recorded with every result:
 * ``"stacked"`` (default; the textbook layout): θ_d is zero-padded to L = 2^⌈log₂ d⌉ (or a
   larger ``block_size``), and ⌈D/L⌉ independent blocks are stacked to cover the flat vector,
   the last one truncated. Cost O(D log d) per product; each block fits one GPU thread block
-  for d ≤ 32768.
+  for d ≤ 4096 (float32).
 * ``"per_tensor"`` (the reference Intrinsic-SAID code): one block per tensor of n_i entries,
   of size L_i = 2^⌈log₂ max(n_i, d)⌉, truncated to n_i entries. Taking L_i ≥ d is how we handle
   d larger than a tensor's padded size: every entry of θ_d reaches every tensor (the reference
@@ -22,10 +23,13 @@ block, index) (``fastfood_random``), so no backend has to store it. Two backends
 same P (option ``backend`` or ``$INTRINSIC_FASTFOOD_BACKEND``):
 
 * ``"triton"``: the one-pass kernels in ``kernels/`` (``intrinsic.kernels.fastfood``), which
-  regenerate the state in registers: O(1) memory beyond the output. Chosen by ``"auto"`` for
-  CUDA tensors when triton imports and every block has L ≤ 2^15.
-* ``"torch"``: chunked PyTorch. It materialises the state on first use and keeps it (signs
-  int8, permutation int16/int32, normalised G float32: 7 bytes per covered entry,
+  regenerate G_b and Π_b in registers: O(L) memory beyond the output (the signs). Chosen by
+  ``"auto"`` for CUDA tensors when Triton has what the kernels use, every block is within the
+  kernel's cap for the dtype (``max_block_size``: 2^12 in float32, 2^11 in float64), and a first
+  launch per (device, block size, dtype) ran and agreed with PyTorch. A kernel that fails to
+  compile or launch, then or later, warns once and that case computes with PyTorch.
+* ``"torch"``: chunked PyTorch. It materialises the state on first use and keeps it
+  (permutation int16/int32, normalised G float32: 6 bytes per covered entry, and the L signs,
   ``state_nbytes()``), trading memory for speed on CPU.
 """
 
@@ -44,11 +48,8 @@ from .base import Projection, next_power_of_two
 LAYOUTS = ("stacked", "per_tensor")
 BACKENDS = ("auto", "triton", "torch")
 BACKEND_ENV_VAR = "INTRINSIC_FASTFOOD_BACKEND"
-RANDOM_SCHEME = "counter32-v1"  # recorded in config(): which random numbers a seed means
+RANDOM_SCHEME = fastfood_random.SCHEME  # recorded in config(): which random numbers a seed means
 WORK_CHUNK_ELEMENTS = 1 << 22  # entries transformed at once in matvec / rmatvec
-KERNEL_MAX_BLOCK = 1 << 15  # largest block the Triton kernel holds in one program
-
-
 
 @dataclass(frozen=True)
 class BlockGroup:
@@ -93,6 +94,7 @@ class FastfoodProjection(Projection):
         ]
         self._seed_key = fastfood_random.seed_key(seed)
         self._kernel_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._origins_cache: tuple | None = None
         # An empty buffer that follows .to()/.cuda(), so the lazily drawn state knows its device.
         self.register_buffer("_placement", torch.empty(0), persistent=False)
 
@@ -114,23 +116,38 @@ class FastfoodProjection(Projection):
         return [group.block_size for group in self.groups]
 
     def _draw_state(self, device: torch.device) -> None:
-        """Materialise the state for the torch backend (the kernels regenerate it instead)."""
-        signs, perms, gauss = [], [], []
+        """Materialise the per-block state for the torch backend (the kernels regenerate it instead)."""
+        perms, gauss = [], []
         for group in self.groups:
             L = group.block_size
             per_chunk = max(1, WORK_CHUNK_ELEMENTS // L)
             for first in range(0, group.count, per_chunk):
                 keys = fastfood_random.block_keys(self.seed, group.first_block + first, min(per_chunk, group.count - first))
-                s, g = fastfood_random.signs_and_gaussians(keys, L)
-                signs.append(s)
                 perm = fastfood_random.permutation(keys, L)
                 perms.append(perm.to(torch.int16 if L <= 2**15 else torch.int32))
+                g = fastfood_random.gaussians(keys, L)
                 # Unit-norm columns: ‖H G Π H B e_j‖² = L·ΣG² for unnormalised H.
                 gauss.append(g / (L * g.square().sum(1, keepdim=True)).sqrt())
         flat = lambda parts: torch.cat([p.reshape(-1) for p in parts]).to(device)  # noqa: E731
-        self.register_buffer("signs", flat(signs), persistent=False)
         self.register_buffer("permutation", flat(perms), persistent=False)
         self.register_buffer("gauss", flat(gauss), persistent=False)
+
+    def _signs(self, L: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """B_0 … B_{L−1}, shared by every block (see ``fastfood_random``), as ``dtype`` on ``device``."""
+        largest = max(group.block_size for group in self.groups)
+        if getattr(self, "signs", None) is None or self.signs.device != device:
+            self.register_buffer("signs", fastfood_random.signs(self.seed, largest).to(device), persistent=False)
+        return self.signs[:L].to(dtype)
+
+    def _shared_input(self, theta_d: torch.Tensor, L: int) -> torch.Tensor:
+        """u = H B θ_d (θ_d zero-padded to L): the part of every block's product they share."""
+        x = theta_d.new_zeros(L)
+        x[: self.d] = theta_d
+        return hadamard_transform(x.mul_(self._signs(L, theta_d.dtype, theta_d.device)))
+
+    def _shared_output(self, v: torch.Tensor, L: int) -> torch.Tensor:
+        """(B H v)[:d]: the adjoint of :meth:`_shared_input`."""
+        return (hadamard_transform(v) * self._signs(L, v.dtype, v.device))[: self.d]
 
     def _chunks(self, group: BlockGroup):
         """Yield (first block, block count, output start, output stop) in chunks of ≤ 2^22 entries.
@@ -147,17 +164,13 @@ class FastfoodProjection(Projection):
             yield first, count, start, stop
 
     def _state(self, group: BlockGroup, first: int, count: int, dtype: torch.dtype):
-        """(signs, permutation as int64, scaled G) of blocks [first, first + count), shape (count, L)."""
+        """(permutation as int64, scaled G) of blocks [first, first + count), shape (count, L)."""
         L = group.block_size
         if getattr(self, "gauss", None) is None:
             self._draw_state(self._device)
         begin = group.state_offset + first * L
         span, shape = slice(begin, begin + count * L), (count, L)
-        return (
-            self.signs[span].view(shape),
-            self.permutation[span].view(shape).long(),
-            self.gauss[span].view(shape).to(dtype),
-        )
+        return self.permutation[span].view(shape).long(), self.gauss[span].view(shape).to(dtype)
 
     def _scale_rows_(self, values: torch.Tensor, start: int) -> torch.Tensor:
         """Multiply ``values`` (output rows start, start+1, …) by their segments' scales."""
@@ -172,99 +185,168 @@ class FastfoodProjection(Projection):
     def _device(self) -> torch.device:
         return self._placement.device
 
+    # ------------------------------------------------------------------ dispatch
     def resolve_backend(self, x: torch.Tensor) -> str:
-        """The backend that computes with ``x``: ``"triton"`` or ``"torch"`` (see module doc)."""
+        """The backend that computes with ``x``: ``"triton"`` or ``"torch"`` (see module doc).
+
+        The kernel is used only where it can run: CUDA (or the interpreter), a Triton with the
+        features it needs, float32/float64, blocks within the kernel's cap for that dtype, the
+        ``counter32-v2`` scheme, and a first launch per (device, block size, dtype) that ran and
+        agreed with PyTorch. Anything else warns once and computes with PyTorch.
+        """
         requested = self.backend if self.backend != "auto" else os.environ.get(BACKEND_ENV_VAR, "auto")
         if requested not in BACKENDS:
             raise ValueError(f"${BACKEND_ENV_VAR}={requested!r}; choose one of {BACKENDS}")
         if requested == "torch" or (requested == "auto" and x.device.type != "cuda"):
             return "torch"
-        from ..kernels import unavailable_reason
+        from .. import kernels
 
-        reason = unavailable_reason(x.device)
-        if reason is None and max(g.block_size for g in self.groups) > KERNEL_MAX_BLOCK:
-            reason = f"blocks of {max(g.block_size for g in self.groups)} entries exceed the kernel's {KERNEL_MAX_BLOCK}"
+        reason = kernels.unavailable_reason(x.device)
         if reason is None and x.dtype not in (torch.float32, torch.float64):
             reason = f"the kernel computes in float32/float64, not {x.dtype}"
+        if reason is None:
+            from ..kernels.fastfood import max_block_size
+
+            largest = max(g.block_size for g in self.groups)
+            if largest > max_block_size(x.dtype):
+                reason = f"blocks of {largest} entries exceed the kernel's {max_block_size(x.dtype)} in {x.dtype}"
         if reason is not None:
             _warn_once(f"Fastfood backend 'triton' is not usable: {reason}; using 'torch'.")
             return "torch"
+        for block_size in sorted({g.block_size for g in self.groups}):
+            case = _kernel_case(x.device, block_size, x.dtype)
+            if not kernels.usable(case, lambda: _probe_kernel(x.device, block_size, x.dtype)):
+                return "torch"
         return "triton"
 
+    def _kernel_failed(self, x: torch.Tensor, error: BaseException) -> None:
+        from .. import kernels
+
+        for block_size in sorted({g.block_size for g in self.groups}):
+            kernels.disable(_kernel_case(x.device, block_size, x.dtype), error)
+
     def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(segment starts int64, segment scales float32) on ``device``, for the kernel."""
+        """(segment starts + sentinel, int64 (m + 1,); normalisation scales, float32 (m,)) on ``device``."""
         if device not in self._kernel_tables:
-            starts = torch.tensor([start for start, _, _ in self._segment_ranges], dtype=torch.int64)
+            from ..kernels.fastfood import SEGMENT_SENTINEL
+
+            starts = torch.tensor([start for start, _, _ in self._segment_ranges] + [SEGMENT_SENTINEL])
             scales = torch.tensor([scale for _, _, scale in self._segment_ranges], dtype=torch.float32)
             self._kernel_tables[device] = (starts.to(device), scales.to(device))
         return self._kernel_tables[device]
 
-    def _kernel_args(self, group: BlockGroup, device: torch.device) -> dict:
-        """Kernel arguments for all rows of ``group``, each segment at its normalisation scale."""
-        starts, scales = self._tables(device)
+    def _kernel_args(self, group: BlockGroup, scales: torch.Tensor) -> dict:
+        """Kernel arguments for all rows of ``group``, segment i scaled by ``scales[i]``."""
         return dict(seed_key=self._seed_key, block_size=group.block_size, first_block=group.first_block,
                     group_offset=group.offset, row_begin=group.offset, row_end=group.offset + group.length,
-                    segment_starts=starts, segment_scales=scales)
+                    segment_starts=self._tables(scales.device)[0], segment_scales=scales)
 
-    def _segment_kernel_args(self, segment: int, scales: torch.Tensor) -> dict:
-        """Kernel arguments for the rows of one segment, all at ``scales[segment]``."""
-        start, stop, _ = self._segment_ranges[segment]
-        group = self.groups[0] if self.layout == "stacked" else self.groups[segment]
-        args = self._kernel_args(group, scales.device)
-        return {**args, "row_begin": start, "row_end": stop,
-                "segment_starts": args["segment_starts"][segment : segment + 1],
-                "segment_scales": scales[segment : segment + 1]}
+    def _base_origins(self, bases: Sequence[torch.Tensor]) -> torch.Tensor | None:
+        """int64 (m,) offsets with θ₀ of row r in segment i at ``bases[0].view(-1)[origin_i + r]``,
+        or None when the tensors cannot be addressed from ``bases[0]`` (mixed dtypes or devices)."""
+        first = bases[0]
+        if any(b.dtype != first.dtype or b.device != first.device or not b.is_contiguous() for b in bases):
+            return None
+        key = (first.device, tuple(b.data_ptr() for b in bases))
+        if self._origins_cache is None or self._origins_cache[0] != key:
+            size = first.element_size()
+            distances = [b.data_ptr() - first.data_ptr() for b in bases]
+            if any(distance % size for distance in distances):
+                return None
+            starts = [start for start, _, _ in self._segment_ranges]
+            origins = torch.tensor([distance // size - start for distance, start in zip(distances, starts)])
+            self._origins_cache = (key, origins.to(first.device))
+        return self._origins_cache[1]
 
+    # ------------------------------------------------------------------ products
     def add_to(self, theta_d: torch.Tensor, bases, scales: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """[θ₀_i + λ_i (P θ_d)_i]; on the kernel backend each tensor is written in one fused pass.
+        """[θ₀_i + λ_i (P θ_d)_i]; on the kernel backend one fused launch per block group.
 
-        The kernel path reads each θ₀_i once and writes θ_i once, with no D-sized temporary in
-        the forward or the backward (the gradients arrive per tensor and are consumed per tensor).
+        The kernel path reads each θ₀_i once and writes θ_i once into one flat buffer (the
+        tensors returned are views of it). Its backward receives that buffer's gradient and
+        consumes it with one transpose launch per block group, recomputing Pθ_d in registers
+        for λ's gradient, so nothing of size D is saved between forward and backward.
         """
-        if self.resolve_backend(theta_d) != "triton":
-            return super().add_to(theta_d, bases, scales)
-        return list(_FusedFastfoodUpdate.apply(theta_d, scales, self, *bases))
+        if self.resolve_backend(theta_d) == "triton" and self._base_origins(bases) is not None:
+            try:
+                flat = _FusedFastfoodUpdate.apply(theta_d, scales, self, *bases)
+            except Exception as error:  # a kernel that fails to compile or launch: PyTorch instead
+                self._kernel_failed(theta_d, error)
+            else:
+                return [t.view(b.shape) for t, b in zip(flat.split(self.segment_sizes), bases)]
+        return super().add_to(theta_d, bases, scales)
 
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
         if self.resolve_backend(theta_d) == "triton":
-            from ..kernels.fastfood import fastfood_forward
+            try:
+                return self._matvec_kernel(theta_d)
+            except Exception as error:
+                self._kernel_failed(theta_d, error)
+        return self._matvec_torch(theta_d)
 
-            out, theta_d = theta_d.new_empty(self.D), theta_d.contiguous()
-            for group in self.groups:
-                rows = out[group.offset : group.offset + group.length]
-                fastfood_forward(theta_d, rows, **self._kernel_args(group, theta_d.device))
-            return out
+    def rmatvec(self, grad: torch.Tensor) -> torch.Tensor:
+        if self.resolve_backend(grad) == "triton":
+            try:
+                return self._rmatvec_kernel(grad)
+            except Exception as error:
+                self._kernel_failed(grad, error)
+        return self._rmatvec_torch(grad)
+
+    def _matvec_kernel(self, theta_d: torch.Tensor) -> torch.Tensor:
+        from ..kernels.fastfood import fastfood_forward
+
+        out = theta_d.new_empty(self.D)
+        norm = self._tables(theta_d.device)[1]
+        for group in self.groups:
+            fastfood_forward(self._shared_input(theta_d, group.block_size), out[group.offset : group.offset + group.length],
+                             **self._kernel_args(group, norm))
+        return out
+
+    def _rmatvec_kernel(self, grad: torch.Tensor, scales: torch.Tensor | None = None,
+                        theta_d: torch.Tensor | None = None):
+        """Σ_i Pᵢᵀ(scale_i g_i) (scales default: the normalisation); with ``theta_d`` also the
+        (m,) float64 dots Σ_{r ∈ i} g_r (Pθ_d)_r / scale_r."""
+        from ..kernels.fastfood import fastfood_transpose
+
+        grad = grad.contiguous()
+        scales = self._tables(grad.device)[1] if scales is None else scales
+        dtype = theta_d.dtype if theta_d is not None else grad.dtype
+        result = grad.new_zeros(self.d, dtype=dtype)
+        dots = torch.zeros(len(self.segment_sizes), dtype=torch.float64, device=grad.device)
+        for group in self.groups:
+            u = self._shared_input(theta_d, group.block_size) if theta_d is not None else None
+            out = fastfood_transpose(grad[group.offset : group.offset + group.length], u=u, dtype=dtype,
+                                     **self._kernel_args(group, scales))
+            if u is not None:
+                out, group_dots = out
+                dots += group_dots
+            result += self._shared_output(out, group.block_size)
+        return result if theta_d is None else (result, dots)
+
+    def _matvec_torch(self, theta_d: torch.Tensor) -> torch.Tensor:
         out = theta_d.new_empty(self.D)
         for group in self.groups:
-            x = theta_d.new_zeros(group.block_size)
-            x[: self.d] = theta_d
+            u = self._shared_input(theta_d, group.block_size)
             for first, count, start, stop in self._chunks(group):
-                signs, perm, gauss = self._state(group, first, count, theta_d.dtype)
-                z = hadamard_transform(signs * x)  # H B x, one row per block
-                z = hadamard_transform(torch.gather(z, 1, perm).mul_(gauss))  # H G Π (·)
+                perm, gauss = self._state(group, first, count, theta_d.dtype)
+                z = hadamard_transform(u[perm].mul_(gauss))  # H G Π u, one row per block
                 out[start:stop] = z.view(-1)[: stop - start]
                 self._scale_rows_(out[start:stop], start)
         return out
 
-    def rmatvec(self, grad: torch.Tensor) -> torch.Tensor:
-        if self.resolve_backend(grad) == "triton":
-            from ..kernels.fastfood import fastfood_transpose
-
-            grad = grad.contiguous()
-            return sum(fastfood_transpose(grad[group.offset : group.offset + group.length], d=self.d,
-                                          **self._kernel_args(group, grad.device))
-                       for group in self.groups)
+    def _rmatvec_torch(self, grad: torch.Tensor) -> torch.Tensor:
         out = grad.new_zeros(self.d)
         for group in self.groups:
             L = group.block_size
+            v = grad.new_zeros(L)
             for first, count, start, stop in self._chunks(group):
-                signs, perm, gauss = self._state(group, first, count, grad.dtype)
+                perm, gauss = self._state(group, first, count, grad.dtype)
                 w = grad.new_zeros(count * L)
                 w[: stop - start] = grad[start:stop]
                 self._scale_rows_(w[: stop - start], start)
                 w = hadamard_transform(w.view(count, L)).mul_(gauss)  # G H w
-                w = hadamard_transform(torch.empty_like(w).scatter_(1, perm, w))  # H Πᵀ (·)
-                out += w.mul_(signs).sum(0)[: self.d]  # Σ over blocks of B (·)
+                v += torch.empty_like(w).scatter_(1, perm, w).sum(0)  # Σ over blocks of Πᵀ (·)
+            out += self._shared_output(v, L)
         return out
 
     def config(self) -> dict:
@@ -275,48 +357,88 @@ class FastfoodProjection(Projection):
 
 
 class _FusedFastfoodUpdate(torch.autograd.Function):
-    """θ_i = θ₀_i + λ_i s_i z_i for every segment i, z = the unscaled Fastfood output (kernel path).
+    """θ = θ₀ + λ ⊙ s ⊙ z as one flat (D,) tensor in θ₀'s dtype, z the unscaled Fastfood output
+    (kernel path; λ_i and the normalisation s_i are constant over segment i).
 
-    Backward, per segment: grad θ_d += Pᵢᵀ(λ_i s_i g_i), grad λ_i = s_i Σ g_i z_i, with z
-    recomputed inside the transpose kernel rather than stored.
+    Backward: grad θ_d = Σ_i Pᵢᵀ(λ_i s_i g_i) and grad λ_i = s_i Σ_{r ∈ i} g_r z_r, with z
+    recomputed inside the transpose kernel rather than stored. A kernel that fails in the
+    backward is disabled and the same gradients are computed with PyTorch.
     """
 
     @staticmethod
     def forward(ctx, theta_d, scales, projection: FastfoodProjection, *bases):
-        from ..kernels.fastfood import fastfood_forward
-
         theta_d = theta_d.contiguous()
         norm = projection._tables(theta_d.device)[1].to(theta_d.dtype)
         combined = norm if scales is None else norm * scales.detach().to(theta_d.dtype)
-        outputs = []
-        for i, base in enumerate(bases):
-            out = torch.empty_like(base)
-            fastfood_forward(theta_d, out, base=base.contiguous(), **projection._segment_kernel_args(i, combined))
-            outputs.append(out)
         ctx.projection = projection
         ctx.save_for_backward(theta_d, scales, norm, combined)
-        return tuple(outputs)
+        return _fused_forward(projection, theta_d, combined, bases)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):
-        from ..kernels.fastfood import fastfood_transpose
-
+    def backward(ctx, grad):
         theta_d, scales, norm, combined = ctx.saved_tensors
         projection: FastfoodProjection = ctx.projection
         want_scales = scales is not None and ctx.needs_input_grad[1]
-        grad_theta = torch.zeros_like(theta_d)
-        grad_scales = torch.zeros_like(norm) if want_scales else None
-        for i, grad in enumerate(grads):
-            if grad is None:
-                continue
-            args = projection._segment_kernel_args(i, combined)
-            result = fastfood_transpose(grad.contiguous().to(theta_d.dtype), d=projection.d,
-                                        theta_d=theta_d if want_scales else None, **args)
-            if want_scales:
-                result, dot = result
-                grad_scales[i] = norm[i] * dot
-            grad_theta += result
+        try:
+            result = projection._rmatvec_kernel(grad, combined, theta_d if want_scales else None)
+        except Exception as error:
+            projection._kernel_failed(theta_d, error)
+            result = _torch_backward(projection, grad, combined, theta_d, want_scales)
+        grad_theta, grad_scales = result if want_scales else (result, None)
         if grad_scales is not None:
-            grad_scales = grad_scales.to(scales.dtype)
-        return (grad_theta, grad_scales, None, *([None] * len(grads)))
+            grad_scales = (norm.double() * grad_scales).to(scales.dtype)
+        return (grad_theta, grad_scales, None, *([None] * (len(ctx.needs_input_grad) - 3)))
+
+
+def _fused_forward(projection: FastfoodProjection, theta_d, combined, bases) -> torch.Tensor:
+    """θ₀ + combined ⊙ z as one flat (D,) tensor in θ₀'s dtype: one launch per block group."""
+    from ..kernels.fastfood import fastfood_forward
+
+    origins = projection._base_origins(bases)
+    out = torch.empty(projection.D, dtype=bases[0].dtype, device=bases[0].device)
+    for group in projection.groups:
+        fastfood_forward(projection._shared_input(theta_d, group.block_size), out[group.offset : group.offset + group.length],
+                         base=bases[0], base_origins=origins, **projection._kernel_args(group, combined))
+    return out
+
+
+def _torch_backward(projection: FastfoodProjection, grad, combined, theta_d, want_scales):
+    """The fused update's gradients computed with the PyTorch backend (the kernel's fallback)."""
+    grad = grad.to(theta_d.dtype)
+    scale_rows = torch.repeat_interleave(combined / projection._tables(grad.device)[1].to(combined.dtype),
+                                         torch.tensor(projection.segment_sizes, device=grad.device))
+    grad_theta = projection._rmatvec_torch(grad * scale_rows)
+    if not want_scales:
+        return grad_theta
+    z = projection._matvec_torch(theta_d) / torch.repeat_interleave(
+        projection._tables(grad.device)[1].to(theta_d.dtype), torch.tensor(projection.segment_sizes, device=grad.device))
+    dots = torch.stack([part.double().sum() for part in (grad * z).split(projection.segment_sizes)])
+    return grad_theta, dots
+
+
+def _kernel_case(device: torch.device, block_size: int, dtype: torch.dtype) -> tuple:
+    return ("fastfood", str(device), block_size, str(dtype).replace("torch.", ""))
+
+
+def _probe_kernel(device: torch.device, block_size: int, dtype: torch.dtype) -> None:
+    """Compile and launch the fused forward and the transpose for one (block size, dtype) on a
+    two-segment problem that spans two blocks, and compare them with PyTorch; raise on any error."""
+    d = min(3, block_size)
+    sizes = [block_size // 2 + 1, block_size] if block_size > 1 else [1, 1]
+    P = FastfoodProjection(d, sizes, seed=1, block_size=block_size, backend="triton").to(device)
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.randn(d, dtype=dtype, generator=generator).to(device)
+    bases = [torch.randn(n, dtype=dtype, generator=generator).to(device) for n in sizes]
+    grad = torch.randn(P.D, dtype=dtype, generator=generator).to(device)
+    lam = torch.tensor([0.5, 2.0], dtype=dtype, device=device)
+    norm = P._tables(device)[1].to(dtype)
+    fused = _fused_forward(P, theta, norm * lam, bases)
+    pt_g, dots = P._rmatvec_kernel(grad, norm * lam, theta)
+    expected_fused = torch.cat(bases) + torch.repeat_interleave(lam, torch.tensor(sizes, device=device)) * P._matvec_torch(theta)
+    expected_pt_g, expected_dots = _torch_backward(P, grad, norm * lam, theta, True)
+    for name, got, expected in (("forward", fused, expected_fused), ("transpose", pt_g, expected_pt_g),
+                                ("segment dots", dots, expected_dots)):
+        error = ((got.double() - expected.double()).abs().max() / expected.double().abs().max().clamp_min(1e-12)).item()
+        if not error < 1e-3:
+            raise ArithmeticError(f"the {name} kernel disagrees with PyTorch (relative error {error:.3g})")
