@@ -170,7 +170,7 @@ def test_run_streaming_returns_the_output_and_stops_at_the_timeout(gpu_check, ca
 
 def test_quick_mode_probes_fewer_sizes(gpu_check):
     full, quick = gpu_check.parse_args([]), gpu_check.parse_args(["--quick", "--skip-bench"])
-    assert full.probe_log_blocks == list(range(10, 16)) and full.scale_dims == [1000, 8192]
+    assert full.probe_log_blocks == list(range(10, 16)) and full.scale_dims == [1000, 4000]
     assert set(quick.probe_log_blocks) < set(full.probe_log_blocks) and quick.scale_dims == [1000]
     assert quick.skip_bench and not quick.skip_tests
 
