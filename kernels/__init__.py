@@ -19,6 +19,7 @@ later launch fails is :func:`disable`\\ d: one ``RuntimeWarning``, and PyTorch f
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from collections.abc import Callable, Hashable
@@ -53,6 +54,12 @@ def unavailable_reason(device: torch.device) -> str | None:
     """Why the Triton kernels cannot run on ``device``, or None if they can."""
     if device.type != "cuda" and not (device.type == "cpu" and interpreting()):
         return f"Triton kernels run on CUDA tensors (or on CPU with TRITON_INTERPRET=1), not on {device.type}"
+    return _triton_problem()
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_problem() -> str | None:
+    """What keeps the installed Triton from running the kernels (asked once per process)."""
     try:
         import triton
         import triton.language as tl

@@ -305,6 +305,7 @@ def fastfood_forward(u: torch.Tensor, out: torch.Tensor, *, seed_key: int, block
             so the segments' tensors may lie anywhere in memory (see module doc).
     """
     log_l, n_blocks = block_range(block_size, group_offset, row_begin, row_end)
+    _check_compute(u.dtype, block_size)
     _check_input(u, block_size)
     if out.numel() != row_end - row_begin or not out.is_contiguous():
         raise ValueError(f"out must be contiguous with {row_end - row_begin} entries, got {tuple(out.shape)}")
@@ -324,21 +325,22 @@ def fastfood_forward(u: torch.Tensor, out: torch.Tensor, *, seed_key: int, block
 
 def fastfood_transpose(grad: torch.Tensor, *, seed_key: int, block_size: int, first_block: int,
                        group_offset: int, row_begin: int, row_end: int, segment_starts: torch.Tensor,
-                       segment_scales: torch.Tensor, dtype: torch.dtype, u: torch.Tensor | None = None):
+                       segment_scales: torch.Tensor, dtype: torch.dtype, u: torch.Tensor | None = None,
+                       segment_slots: torch.Tensor | None = None):
     """v = Σ_b Π_bᵀ G_b H (scale ⊙ g_b) over rows [row_begin, row_end) of ``grad`` (contiguous,
     that many entries, any float dtype), computed in ``dtype``; Pᵀ(scale ⊙ g) = (B H v)[:d]. One launch.
 
     Returns v, (block_size,) in ``dtype``; with ``u`` (= H B θ_d) also the (m,) float64 vector of
     Σ_{r ∈ segment i} g_r (Pθ_d)_r / scale_r, the unscaled dot products that are the gradients of
-    per-segment scales: ``(v, dots)``.
+    per-segment scales: ``(v, dots)``. ``segment_slots`` (with ``u``) is
+    :func:`segment_slot_bounds` for this launch, computed once by the caller.
     """
     log_l, n_blocks = block_range(block_size, group_offset, row_begin, row_end)
-    if dtype not in MAX_LOG_BLOCK:
-        raise ValueError(f"the Fastfood kernel computes in float32 or float64, not {dtype}")
-    if block_size > max_block_size(dtype):
-        raise ValueError(f"the Fastfood kernel takes blocks of ≤ {max_block_size(dtype)} entries in {dtype}")
+    _check_compute(dtype, block_size)
     if u is not None:
         _check_input(u, block_size)
+        if segment_slots is None:
+            raise ValueError("pass segment_slots (segment_slot_bounds of this launch) with u")
     if grad.numel() != row_end - row_begin or not grad.is_contiguous():
         raise ValueError(f"grad must be contiguous with {row_end - row_begin} entries, got {tuple(grad.shape)}")
     programs = num_programs(grad.device, n_blocks)
@@ -355,28 +357,40 @@ def fastfood_transpose(grad: torch.Tensor, *, seed_key: int, block_size: int, fi
     v = partial.sum(0)
     if u is None:
         return v
-    return v, _segment_sums(slots, segment_starts, block_size, group_offset, row_begin, row_end)
+    cumulative = torch.cat([slots.new_zeros(1, dtype=torch.float64), slots.double().cumsum(0)])
+    return v, cumulative[segment_slots[1]] - cumulative[segment_slots[0]]
+
+
+def _check_compute(dtype: torch.dtype, block_size: int) -> None:
+    if dtype not in MAX_LOG_BLOCK:
+        raise ValueError(f"the Fastfood kernel computes in float32 or float64, not {dtype}")
+    if block_size > max_block_size(dtype):
+        raise ValueError(f"the Fastfood kernel takes blocks of ≤ {max_block_size(dtype)} entries in {dtype}, "
+                         f"got {block_size}")
 
 
 def _check_input(u: torch.Tensor, block_size: int) -> None:
-    if u.dtype not in MAX_LOG_BLOCK:
-        raise ValueError(f"the Fastfood kernel computes in float32 or float64, not {u.dtype}")
-    if block_size > max_block_size(u.dtype):
-        raise ValueError(f"the Fastfood kernel takes blocks of ≤ {max_block_size(u.dtype)} entries in {u.dtype}, "
-                         f"got {block_size}")
     if u.shape != (block_size,) or not u.is_contiguous():
         raise ValueError(f"u must be a contiguous ({block_size},) tensor, got {tuple(u.shape)}")
 
 
-def _segment_sums(slots: torch.Tensor, starts: torch.Tensor, block_size: int, group_offset: int,
-                  row_begin: int, row_end: int) -> torch.Tensor:
-    """Σ of each segment's consecutive slots (see module doc), in float64."""
-    m = starts.numel() - 1
-    first_block = (row_begin - group_offset) // block_size
-    lo = (starts[:m].clamp(row_begin, row_end - 1) - group_offset) // block_size - first_block
-    hi = (starts[1:].clamp(row_begin + 1, row_end) - 1 - group_offset) // block_size - first_block
-    index = torch.arange(m, device=slots.device)
-    cumulative = torch.cat([slots.new_zeros(1, dtype=torch.float64), slots.double().cumsum(0)])
-    sums = cumulative[hi + index + 1] - cumulative[lo + index]
-    empty = (starts[1:] <= row_begin) | (starts[:m] >= row_end)  # segments outside this launch
-    return sums.masked_fill(empty, 0.0)
+def segment_slot_bounds(starts: list[int], block_size: int, group_offset: int, row_begin: int,
+                        row_end: int) -> torch.Tensor:
+    """(2, m) int64: segment i's λ-dot slots are cumulative indices [bounds[0, i], bounds[1, i]).
+
+    Slot b + i holds the partial sum of block b (counted from the launch's first block) in
+    segment i (see module doc), so segment i owns slots first_block(i) + i … last_block(i) + i;
+    a segment outside [row_begin, row_end) owns none. ``starts``: the m segments' first rows.
+    """
+    first = (row_begin - group_offset) // block_size
+    ends = [*starts[1:], row_end]
+    lower, upper = [], []
+    for i, (start, end) in enumerate(zip(starts, ends)):
+        start, end = max(start, row_begin), min(end, row_end)
+        if start >= end:
+            lower.append(0)
+            upper.append(0)
+        else:
+            lower.append((start - group_offset) // block_size - first + i)
+            upper.append((end - 1 - group_offset) // block_size - first + i + 1)
+    return torch.tensor([lower, upper], dtype=torch.int64)

@@ -95,6 +95,7 @@ class FastfoodProjection(Projection):
         self._seed_key = fastfood_random.seed_key(seed)
         self._kernel_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._origins_cache: tuple | None = None
+        self._slot_bounds: dict[tuple[torch.device, int], torch.Tensor] = {}
         # An empty buffer that follows .to()/.cuda(), so the lazily drawn state knows its device.
         self.register_buffer("_placement", torch.empty(0), persistent=False)
 
@@ -190,9 +191,8 @@ class FastfoodProjection(Projection):
         """The backend that computes with ``x``: ``"triton"`` or ``"torch"`` (see module doc).
 
         The kernel is used only where it can run: CUDA (or the interpreter), a Triton with the
-        features it needs, float32/float64, blocks within the kernel's cap for that dtype, the
-        ``counter32-v2`` scheme, and a first launch per (device, block size, dtype) that ran and
-        agreed with PyTorch. Anything else warns once and computes with PyTorch.
+        features it needs, float32/float64, blocks within the kernel's cap for that dtype, and a
+        first launch per (device, block size, dtype) that ran and agreed with PyTorch. Anything else warns once and computes with PyTorch.
         """
         requested = self.backend if self.backend != "auto" else os.environ.get(BACKEND_ENV_VAR, "auto")
         if requested not in BACKENDS:
@@ -241,6 +241,17 @@ class FastfoodProjection(Projection):
                     group_offset=group.offset, row_begin=group.offset, row_end=group.offset + group.length,
                     segment_starts=self._tables(scales.device)[0], segment_scales=scales)
 
+    def _segment_slots(self, group: BlockGroup, device: torch.device) -> torch.Tensor:
+        """``segment_slot_bounds`` of ``group``'s transpose launch on ``device`` (computed once)."""
+        key = (device, group.first_block)
+        if key not in self._slot_bounds:
+            from ..kernels.fastfood import segment_slot_bounds
+
+            starts = [start for start, _, _ in self._segment_ranges]
+            bounds = segment_slot_bounds(starts, group.block_size, group.offset, group.offset, group.offset + group.length)
+            self._slot_bounds[key] = bounds.to(device)
+        return self._slot_bounds[key]
+
     def _base_origins(self, bases: Sequence[torch.Tensor]) -> torch.Tensor | None:
         """int64 (m,) offsets with θ₀ of row r in segment i at ``bases[0].view(-1)[origin_i + r]``,
         or None when the tensors cannot be addressed from ``bases[0]`` (mixed dtypes or devices)."""
@@ -267,30 +278,34 @@ class FastfoodProjection(Projection):
         consumes it with one transpose launch per block group, recomputing Pθ_d in registers
         for λ's gradient, so nothing of size D is saved between forward and backward.
         """
-        if self.resolve_backend(theta_d) == "triton" and self._base_origins(bases) is not None:
-            try:
-                flat = _FusedFastfoodUpdate.apply(theta_d, scales, self, *bases)
-            except Exception as error:  # a kernel that fails to compile or launch: PyTorch instead
-                self._kernel_failed(theta_d, error)
-            else:
+        origins = self._base_origins(bases) if self.resolve_backend(theta_d) == "triton" else None
+        if origins is not None:
+            flat = self._on_kernel(theta_d, lambda: _FusedFastfoodUpdate.apply(theta_d, scales, self, origins, *bases))
+            if flat is not None:
                 return [t.view(b.shape) for t, b in zip(flat.split(self.segment_sizes), bases)]
         return super().add_to(theta_d, bases, scales)
 
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
         if self.resolve_backend(theta_d) == "triton":
-            try:
-                return self._matvec_kernel(theta_d)
-            except Exception as error:
-                self._kernel_failed(theta_d, error)
+            out = self._on_kernel(theta_d, lambda: self._matvec_kernel(theta_d))
+            if out is not None:
+                return out
         return self._matvec_torch(theta_d)
 
     def rmatvec(self, grad: torch.Tensor) -> torch.Tensor:
         if self.resolve_backend(grad) == "triton":
-            try:
-                return self._rmatvec_kernel(grad)
-            except Exception as error:
-                self._kernel_failed(grad, error)
+            out = self._on_kernel(grad, lambda: self._rmatvec_kernel(grad))
+            if out is not None:
+                return out
         return self._rmatvec_torch(grad)
+
+    def _on_kernel(self, x: torch.Tensor, compute):
+        """``compute()``, or None after disabling this projection's kernel cases if it raised."""
+        try:
+            return compute()
+        except Exception as error:  # a kernel that fails to compile or launch: PyTorch instead
+            self._kernel_failed(x, error)
+            return None
 
     def _matvec_kernel(self, theta_d: torch.Tensor) -> torch.Tensor:
         from ..kernels.fastfood import fastfood_forward
@@ -303,25 +318,28 @@ class FastfoodProjection(Projection):
         return out
 
     def _rmatvec_kernel(self, grad: torch.Tensor, scales: torch.Tensor | None = None,
-                        theta_d: torch.Tensor | None = None):
-        """Σ_i Pᵢᵀ(scale_i g_i) (scales default: the normalisation); with ``theta_d`` also the
-        (m,) float64 dots Σ_{r ∈ i} g_r (Pθ_d)_r / scale_r."""
+                        shared_inputs: list[torch.Tensor] | None = None, dtype: torch.dtype | None = None):
+        """Σ_i Pᵢᵀ(scale_i g_i) in ``dtype`` (default g's; scales default: the normalisation);
+        with ``shared_inputs`` (u = H B θ_d of each group, from the forward) also the (m,)
+        float64 dots Σ_{r ∈ i} g_r (Pθ_d)_r / scale_r."""
         from ..kernels.fastfood import fastfood_transpose
 
         grad = grad.contiguous()
         scales = self._tables(grad.device)[1] if scales is None else scales
-        dtype = theta_d.dtype if theta_d is not None else grad.dtype
+        dtype = dtype or grad.dtype
         result = grad.new_zeros(self.d, dtype=dtype)
         dots = torch.zeros(len(self.segment_sizes), dtype=torch.float64, device=grad.device)
-        for group in self.groups:
-            u = self._shared_input(theta_d, group.block_size) if theta_d is not None else None
-            out = fastfood_transpose(grad[group.offset : group.offset + group.length], u=u, dtype=dtype,
-                                     **self._kernel_args(group, scales))
-            if u is not None:
-                out, group_dots = out
+        for index, group in enumerate(self.groups):
+            rows = grad[group.offset : group.offset + group.length]
+            if shared_inputs is None:
+                v = fastfood_transpose(rows, dtype=dtype, **self._kernel_args(group, scales))
+            else:
+                v, group_dots = fastfood_transpose(rows, dtype=dtype, u=shared_inputs[index],
+                                                   segment_slots=self._segment_slots(group, grad.device),
+                                                   **self._kernel_args(group, scales))
                 dots += group_dots
-            result += self._shared_output(out, group.block_size)
-        return result if theta_d is None else (result, dots)
+            result += self._shared_output(v, group.block_size)
+        return result if shared_inputs is None else (result, dots)
 
     def _matvec_torch(self, theta_d: torch.Tensor) -> torch.Tensor:
         out = theta_d.new_empty(self.D)
@@ -366,39 +384,40 @@ class _FusedFastfoodUpdate(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, theta_d, scales, projection: FastfoodProjection, *bases):
+    def forward(ctx, theta_d, scales, projection: FastfoodProjection, origins, *bases):
         theta_d = theta_d.contiguous()
         norm = projection._tables(theta_d.device)[1].to(theta_d.dtype)
         combined = norm if scales is None else norm * scales.detach().to(theta_d.dtype)
+        shared_inputs = [projection._shared_input(theta_d, group.block_size) for group in projection.groups]
         ctx.projection = projection
-        ctx.save_for_backward(theta_d, scales, norm, combined)
-        return _fused_forward(projection, theta_d, combined, bases)
+        ctx.save_for_backward(theta_d, scales, norm, combined, *shared_inputs)
+        return _fused_forward(projection, shared_inputs, combined, bases, origins)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        theta_d, scales, norm, combined = ctx.saved_tensors
+        theta_d, scales, norm, combined, *shared_inputs = ctx.saved_tensors
         projection: FastfoodProjection = ctx.projection
         want_scales = scales is not None and ctx.needs_input_grad[1]
-        try:
-            result = projection._rmatvec_kernel(grad, combined, theta_d if want_scales else None)
-        except Exception as error:
-            projection._kernel_failed(theta_d, error)
+        result = projection._on_kernel(
+            theta_d, lambda: projection._rmatvec_kernel(grad, combined, shared_inputs if want_scales else None,
+                                                        dtype=theta_d.dtype))
+        if result is None:
             result = _torch_backward(projection, grad, combined, theta_d, want_scales)
         grad_theta, grad_scales = result if want_scales else (result, None)
         if grad_scales is not None:
             grad_scales = (norm.double() * grad_scales).to(scales.dtype)
-        return (grad_theta, grad_scales, None, *([None] * (len(ctx.needs_input_grad) - 3)))
+        return (grad_theta, grad_scales, None, None, *([None] * (len(ctx.needs_input_grad) - 4)))
 
 
-def _fused_forward(projection: FastfoodProjection, theta_d, combined, bases) -> torch.Tensor:
-    """θ₀ + combined ⊙ z as one flat (D,) tensor in θ₀'s dtype: one launch per block group."""
+def _fused_forward(projection: FastfoodProjection, shared_inputs, combined, bases, origins) -> torch.Tensor:
+    """θ₀ + combined ⊙ z as one flat (D,) tensor in θ₀'s dtype: one launch per block group
+    (``shared_inputs``: u = H B θ_d of each group; ``origins``: ``projection._base_origins(bases)``)."""
     from ..kernels.fastfood import fastfood_forward
 
-    origins = projection._base_origins(bases)
     out = torch.empty(projection.D, dtype=bases[0].dtype, device=bases[0].device)
-    for group in projection.groups:
-        fastfood_forward(projection._shared_input(theta_d, group.block_size), out[group.offset : group.offset + group.length],
+    for u, group in zip(shared_inputs, projection.groups):
+        fastfood_forward(u, out[group.offset : group.offset + group.length],
                          base=bases[0], base_origins=origins, **projection._kernel_args(group, combined))
     return out
 
@@ -433,8 +452,9 @@ def _probe_kernel(device: torch.device, block_size: int, dtype: torch.dtype) -> 
     grad = torch.randn(P.D, dtype=dtype, generator=generator).to(device)
     lam = torch.tensor([0.5, 2.0], dtype=dtype, device=device)
     norm = P._tables(device)[1].to(dtype)
-    fused = _fused_forward(P, theta, norm * lam, bases)
-    pt_g, dots = P._rmatvec_kernel(grad, norm * lam, theta)
+    shared_inputs = [P._shared_input(theta, block_size)]
+    fused = _fused_forward(P, shared_inputs, norm * lam, bases, P._base_origins(bases))
+    pt_g, dots = P._rmatvec_kernel(grad, norm * lam, shared_inputs)
     expected_fused = torch.cat(bases) + torch.repeat_interleave(lam, torch.tensor(sizes, device=device)) * P._matvec_torch(theta)
     expected_pt_g, expected_dots = _torch_backward(P, grad, norm * lam, theta, True)
     for name, got, expected in (("forward", fused, expected_fused), ("transpose", pt_g, expected_pt_g),
