@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
+from .store import DEFAULT_STORE
 from .tasks import TASKS
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
@@ -54,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda if available)")
     p.add_argument("--output", type=Path, help="write the JSON summary here")
     p.add_argument("--figure", type=Path, help="draw metric against d to this file (.png, .svg or .pdf)")
-    p.add_argument("--results", type=Path, default=Path("results/runs.jsonl"),
-                   help="store of finished runs; reruns skip them (default results/runs.jsonl)")
+    p.add_argument("--results", type=Path, default=DEFAULT_STORE,
+                   help=f"store of finished runs; reruns skip them (default {DEFAULT_STORE})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 

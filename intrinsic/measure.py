@@ -28,7 +28,7 @@ from .config import SubspaceConfig
 from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
-from .store import ResultStore, library_versions
+from .store import DEFAULT_STORE, ResultStore, library_versions
 from .tasks import Task, chance_scores, get_task, load_task
 from .training import TrainConfig, train_and_evaluate
 
@@ -249,7 +249,7 @@ class _Runner:
         return result
 
 
-def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = "results/runs.jsonl",
+def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DEFAULT_STORE,
                 progress: bool = True, **options) -> D90Result:
     """Measure d90 for one model and task; ``options`` are :class:`MeasureConfig` fields."""
     config = config or MeasureConfig(**options)

@@ -1,11 +1,12 @@
 """``plot-did``: draw figures from the JSON files ``measure-did --output`` writes.
 
-    plot-did step  figures/trajectory.json               # figures/d90-vs-step.png and .svg
-    plot-did size  figures/sizes.json                    # figures/d90-vs-size.png and .svg
-    plot-did curves figures/sizes.json figures/minilm.json --output figures/both-curves --normalized
+    plot-did step  trajectory.json                       # runs/figures/d90-vs-step.png and .svg
+    plot-did size  sizes.json                            # runs/figures/d90-vs-size.png and .svg
+    plot-did curves sizes.json minilm.json --output figures/both-curves --normalized
 
-Each writes OUTPUT.png and OUTPUT.svg; OUTPUT defaults to figures/<figure name> under the current
-folder. An input may hold one result or several ({"results": [...]}).
+Each writes OUTPUT.png and OUTPUT.svg; OUTPUT defaults to runs/figures/<figure name> under the
+current folder (runs/ is ignored by git; pass --output to write elsewhere). An input may hold one
+result or several ({"results": [...]}).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from . import plots
 from .sweep import load_results
 
-DEFAULT_OUTPUT = {"step": Path("figures/d90-vs-step"), "size": Path("figures/d90-vs-size"),
-                  "curves": Path("figures/curves")}  # one per figure
+FIGURES = Path("runs") / "figures"
+DEFAULT_OUTPUT = {"step": FIGURES / "d90-vs-step", "size": FIGURES / "d90-vs-size",
+                  "curves": FIGURES / "curves"}  # one per figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "slope); curves: metric against d, overlaid")
     p.add_argument("inputs", nargs="+", type=Path, help="JSON files written by measure-did --output")
     p.add_argument("--output", type=Path,
-                   help="file stem; writes STEM.png and STEM.svg (default figures/d90-vs-step, "
-                        "figures/d90-vs-size or figures/curves)")
+                   help=f"file stem; writes STEM.png and STEM.svg (default {FIGURES}/d90-vs-step, "
+                        "d90-vs-size or curves)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--kind", choices=["both", "d90", "corrected"], default="both",
                    help="step/size: which d90 to draw (default both)")

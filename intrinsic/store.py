@@ -18,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
+DEFAULT_STORE = Path("runs") / "runs.jsonl"  # under runs/, which git ignores
+
 
 def config_key(config: dict) -> str:
     """A stable 16-hex-digit hash of a JSON-serialisable configuration."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .measure import D90Result, MeasureConfig, measure_d90
+from .store import DEFAULT_STORE
 
 
 @dataclass
@@ -71,7 +72,7 @@ def load_results(*paths: str | Path) -> list[D90Result]:
     return out
 
 
-def measure_models(models: list[str], config: MeasureConfig, *, results: str | Path = "results/runs.jsonl",
+def measure_models(models: list[str], config: MeasureConfig, *, results: str | Path = DEFAULT_STORE,
                    progress: bool = True, on_result=None) -> Sweep:
     """Measure d90 for each of ``models`` with ``config`` (its ``model`` field is replaced).
 

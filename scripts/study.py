@@ -30,7 +30,7 @@ FIGURES = ROOT / "figures" / "study"
 
 # Settings for the models pre-trained here (pretrain_mlm.py's defaults: 6,000 steps), sized for a
 # 2-core CPU and chosen by pilots. Five epochs of 8,000 SST-2 sentences (1,250 steps): with one
-# epoch (250 steps; results/study/earlier/1500-steps-1-epoch/) no tiny model reached either target,
+# epoch (250 steps; stores in git history, see results/README.md) no tiny model reached either target,
 # while on xs after 1,500 pre-training steps five epochs took SAID at d = 16,384 from 0.562 to 0.643
 # (full fine-tuning 0.633 -> 0.701); all 67,349 sentences for one epoch gave 0.661 (full 0.776) at
 # 1.7x the time. At five epochs lr 3e-3 beat 1e-3 and 1e-2 at d = 4,096 (0.628, 0.567, 0.618) and
@@ -41,8 +41,8 @@ FIGURES = ROOT / "figures" / "study"
 # Two seeds (projection and training order): with one, a 0.15 seed-to-seed spread decided verdicts.
 TINY = dict(said=True, max_train_samples=8000, epochs=5.0, max_length=64, lrs=[3e-3, 1e-3], full_lr=[1e-4, 1e-3],
             seeds=[0, 1], start_d=4096, max_d=65536, resolution=0.5)
-# Settings of the MiniLM measurements already in figures/ (issue 3), for the real models, with a
-# second seed and a second learning rate. With lr 3e-2 alone L6 stayed at chance up to d = 1,024
+# Settings of the MiniLM measurements in figures/ (store: results/sst2-minilm-l3.jsonl), for the real
+# models, with a second seed and a second learning rate. With lr 3e-2 alone L6 stayed at chance up to d = 1,024
 # (d90 6.7x L3's); pilots at d = 1,024, seed 0: L6 0.509 / 0.510 / 0.748 / 0.737 at lr 1e-2 / 3e-2 /
 # 1e-1 / 3e-1, L3 0.734 / 0.744 / 0.745 at 3e-2 / 1e-1 / 3e-1. So each d takes the better of 3e-2
 # and 1e-1.

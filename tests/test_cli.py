@@ -6,11 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from intrinsic.cli import main
+from intrinsic.cli import build_parser, main
 from intrinsic.store import ResultStore
 
 
@@ -168,3 +169,12 @@ def test_several_full_learning_rates_keep_the_best_baseline(tiny_model_dir, shar
     assert set(full_runs) == {1e-4, 1e-2}
     assert summary["full_metric"] == max(full_runs.values())
     assert full_runs[summary["full_lr"]] == summary["full_metric"]
+
+
+def test_default_outputs_go_under_the_git_ignored_runs_folder():
+    from intrinsic.plot_cli import DEFAULT_OUTPUT
+
+    assert build_parser().parse_args(["--model", "m", "--task", "sst2"]).results == Path("runs/runs.jsonl")
+    assert all(path.parts[0] == "runs" for path in DEFAULT_OUTPUT.values())
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "runs/" in ignored

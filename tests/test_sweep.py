@@ -149,14 +149,15 @@ def test_plot_did_writes_png_and_svg(tmp_path, capsys):
     assert "measure-did --output" in capsys.readouterr().err
 
 
-def test_plot_did_writes_into_figures_by_default(tmp_path, monkeypatch):
+def test_plot_did_writes_under_the_ignored_runs_folder_by_default(tmp_path, monkeypatch):
     path = tmp_path / "sweep.json"
     Sweep([synthetic("a", 0, 1_000, 512, 512), synthetic("b", 10, 100_000, 128, 256)]).save(path)
     monkeypatch.chdir(tmp_path)
     for figure in ("step", "size", "curves"):
         assert plot_main([figure, str(path)]) == 0
-    written = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    written = sorted(p.name for p in (tmp_path / "runs" / "figures").iterdir())
     assert written == [f"{stem}.{ext}" for stem in ("curves", "d90-vs-size", "d90-vs-step") for ext in ("png", "svg")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "sweep.json"]  # nothing in tracked figures/
 
 
 def test_redrawing_the_same_results_writes_the_same_bytes(tmp_path):
