@@ -4,25 +4,33 @@ __version__ = "0.1.0"
 
 from .config import SubspaceConfig  # noqa: E402
 from .hadamard import hadamard_transform  # noqa: E402
+from .measure import ConfigError, MeasureConfig, measure_d90  # noqa: E402
 from .projections import (  # noqa: E402
     DenseProjection,
     FastfoodProjection,
     SparseProjection,
     make_projection,
 )
+from .results import D90Result, Sweep, load_results  # noqa: E402
+from .runner import ModelLoadError  # noqa: E402
+from .sweep import measure_models  # noqa: E402
 from .wrapper import SubspaceWrapper  # noqa: E402
-from .measure import D90Result, MeasureConfig, measure_d90  # noqa: E402
 
 __all__ = [
+    "ConfigError",
     "D90Result",
-    "MeasureConfig",
     "DenseProjection",
     "FastfoodProjection",
+    "MeasureConfig",
+    "ModelLoadError",
     "SparseProjection",
     "SubspaceConfig",
     "SubspaceWrapper",
-    "__version__",
+    "Sweep",
     "hadamard_transform",
+    "load_results",
     "make_projection",
     "measure_d90",
+    "measure_models",
+    "__version__",
 ]

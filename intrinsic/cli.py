@@ -17,48 +17,143 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 
-from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
+from .measure import ConfigError, MeasureConfig
 from .store import DEFAULT_STORE
-from .tasks import TASKS
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
+@dataclass(frozen=True)
+class Option:
+    """A flag of ``measure-did`` beyond the :class:`MeasureConfig` fields (where the results go)."""
+
+    flag: str
+    python: str | None  # the same setting in Python, if there is one
+    default: object
+    shown: str  # the default as help and the README show it
+    help: str
+    kwargs: dict
+
+
+OPTIONS = (
+    Option("--output", "result.to_dict()", None, "none", "write the JSON summary here", {"type": Path}),
+    Option("--figure", "result.plot()", None, "none",
+           f"draw metric against d to this file ({', '.join(FIGURE_FORMATS)})", {"type": Path}),
+    Option("--results", "results", DEFAULT_STORE, str(DEFAULT_STORE),
+           "store of finished runs (JSONL); reruns skip them", {"type": Path}),
+    Option("--no-progress", "progress=False", False, "off", "no progress bars", {"action": "store_true"}),
+)
+
+
+def cli_flag(f: Field) -> str:
+    """The ``measure-did`` flag of a :class:`MeasureConfig` field: ``lrs`` → ``--lr``, ``start_d`` → ``--start-d``."""
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+FLAGS = {f.name: cli_flag(f) for f in fields(MeasureConfig)} | {"models": "--model", "results": "--results"}
+
+
+def _required(f: Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _default(f: Field):
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def _is_switch(f: Field) -> bool:
+    """A bool field: ``--name`` turns it on, ``--no-name`` off."""
+    return not _required(f) and isinstance(_default(f), bool)
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _value_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(_value_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}".replace("e-0", "e-").replace("e+0", "e+")
+    return str(value)
+
+
+def default_text(f: Field, code: str = "") -> str:
+    """How a field's default reads: "required", its ``shown`` text, on/off, or the value (in ``code`` quotes)."""
+    if _required(f):
+        return "required"
+    if f.metadata["shown"] is not None:
+        return f.metadata["shown"]
+    value = _default(f)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{code}{_value_text(value)}{code}"
+
+
+def _meaning(f: Field) -> str:
+    choices = f.metadata["choices"]
+    return f.metadata["help"] + ("" if choices is None else f" ({', '.join(choices)})")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``measure-did`` parser: one flag per :class:`MeasureConfig` field, then :data:`OPTIONS`."""
     p = argparse.ArgumentParser(prog="measure-did", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, nargs="+",
-                   help="Hugging Face model ID (roberta-base), ID@revision, or local folder; several measure each")
-    p.add_argument("--task", required=True, help=f"GLUE task: {', '.join(TASKS)}")
-    p.add_argument("--data-dir", help="folder in the layout of GLUE's download script (default: the hub, nyu-mll/glue)")
-    p.add_argument("--projection", default="fastfood", choices=sorted(PROJECTIONS), help="random projection (default fastfood)")
-    p.add_argument("--said", action=argparse.BooleanOptionalAction, default=False,
-                   help="structure-aware mode: one learned scale per tensor, out of the budget d (default: off)")
-    p.add_argument("--layout", default="stacked", choices=LAYOUTS, help="Fastfood block layout (default stacked)")
-    p.add_argument("--normalization", default="global", choices=NORMALIZATIONS, help="projection scale (default global)")
-    p.add_argument("--dims", type=int, nargs="+", help="evaluate exactly these d instead of searching")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per d (default: 0)")
-    p.add_argument("--threshold", type=float, default=0.9, help="fraction of full fine-tuning to reach (default 0.9)")
-    p.add_argument("--max-train-samples", type=int, help="use the first N training examples")
-    p.add_argument("--epochs", type=float, default=3.0, help="epochs per run (default 3)")
-    p.add_argument("--lr", type=float, nargs="+", default=[1e-2, 3e-2, 1e-1],
-                   help="subspace learning rates tried per d; the best mean over seeds counts (default 1e-2 3e-2 1e-1)")
-    p.add_argument("--full-lr", type=float, nargs="+", default=[2e-5],
-                   help="full fine-tuning learning rates; the best mean over seeds is the baseline (default 2e-5)")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
-    p.add_argument("--max-length", type=int, default=128, help="tokens per example (default 128)")
-    p.add_argument("--start-d", type=int, default=128, help="first d of the search (default 128)")
-    p.add_argument("--max-d", type=int, help="largest d tried (default: D)")
-    p.add_argument("--resolution", type=float, default=0.25, help="stop bisecting at hit/miss ≤ 1 + this (default 0.25)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda if available)")
-    p.add_argument("--output", type=Path, help="write the JSON summary here")
-    p.add_argument("--figure", type=Path, help="draw metric against d to this file (.png, .svg or .pdf)")
-    p.add_argument("--results", type=Path, default=DEFAULT_STORE,
-                   help=f"store of finished runs; reruns skip them (default {DEFAULT_STORE})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for f in fields(MeasureConfig):
+        flag, meta = cli_flag(f), f.metadata
+        help_text = meta["help"].replace("%", "%%")
+        if not _required(f):
+            help_text += f" (default: {default_text(f)})".replace("%", "%%")
+        if _is_switch(f):
+            p.add_argument(flag, dest=f.name, action="store_true", default=_default(f), help=help_text)
+            p.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", help=f"turn {flag} off")
+            continue
+        kwargs = {key: meta[key] for key in ("type", "nargs", "choices") if meta[key] is not None}
+        if meta["choices"] is None:
+            kwargs["metavar"] = flag[2:].upper().replace("-", "_")  # --lr LR, not the field's LRS
+        if _required(f):
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = _default(f)
+        p.add_argument(flag, dest=f.name, help=help_text, **kwargs)
+    for option in OPTIONS:
+        p.add_argument(option.flag, default=option.default, help=f"{option.help} (default: {option.shown})",
+                       **option.kwargs)
     return p
+
+
+def defaults_table() -> str:
+    """The README's table of every ``measure-did`` flag, its Python name, default and meaning (Markdown)."""
+    lines = [_row("flag", "Python", "default", "meaning"), "|---|---|---|---|"]
+    for f in fields(MeasureConfig):
+        flag = f"`{cli_flag(f)}`" + (f", `--no-{cli_flag(f)[2:]}`" if _is_switch(f) else "")
+        lines.append(_row(flag, f"`{f.name}`", default_text(f, code="`"), _meaning(f)))
+    for option in OPTIONS:
+        shown = option.shown if option.default in (None, False) else f"`{option.shown}`"
+        lines.append(_row(f"`{option.flag}`", "" if option.python is None else f"`{option.python}`",
+                          shown, option.help))
+    return "\n".join(lines) + "\n"
+
+
+def config_from_args(args: argparse.Namespace) -> MeasureConfig:
+    """The :class:`MeasureConfig` of parsed arguments, for the first ``--model``.
+
+    A setting whose default is one value but that takes several (``full_lr``) stays one value
+    when given one, as a Python caller would write it.
+    """
+    values = {}
+    for f in fields(MeasureConfig):
+        value = getattr(args, f.name)
+        if f.name == "model":
+            value = value[0]
+        elif (f.metadata["nargs"] == "+" and f.default is not MISSING and f.default is not None
+              and isinstance(value, list) and len(value) == 1):
+            value = value[0]
+        values[f.name] = value
+    return MeasureConfig(**values)
 
 
 def _check_writable(path: Path, flag: str) -> None:
@@ -70,67 +165,24 @@ def _check_writable(path: Path, flag: str) -> None:
         raise PermissionError(f"cannot write {flag} {path} ({error.strerror}); choose a writable path") from None
 
 
-def format_table(result) -> str:
-    lines = [f"{'d':>10}  {result.metric:>22}  {'lr':>7}  {'≥ target':>8}  {'≥ corrected':>11}  {'√(d/m)':>7}"]
-    for p in result.curve:
-        value = "failed" if p["n"] == 0 else f"{p['mean']:.4f} ± {p['std']:.4f}"
-        lines.append(f"{p['d']:>10,}  {value:>22}  {p['lr'] or '-':>7}  "
-                     f"{'yes' if p['mean'] >= result.target else 'no':>8}  "
-                     f"{'yes' if p['mean'] >= result.target_chance_corrected else 'no':>11}  {p['bound']:>7.3f}")
-    lines += [
-        "",
-        f"model {result.model}  task {result.task}  D = {result.D:,}  train examples m = {result.train_examples:,}",
-        f"full fine-tuning {result.metric} {result.full_metric:.4f}"
-        f"{'' if result.full_lr is None else f' (lr {result.full_lr:g})'}   chance (majority class) {result.chance:.4f}",
-        f"d90 (≥ {result.threshold:g} × full = {result.target:.4f}): {result.d90}",
-        f"chance-corrected d90 (≥ chance + {result.threshold:g}·(full − chance) = {result.target_chance_corrected:.4f}): "
-        f"{result.d90_chance_corrected}",
-    ]
-    bound = result.compression_bound()
-    for name, entry in (("d90", bound["d90"]), ("chance-corrected d90", bound["d90_chance_corrected"])):
-        if entry is not None:
-            lines.append(f"compression bound at {name} = {entry['d']:,}: L0 ≤ L0_train + {entry['gap']:.3f} "
-                         f"({entry['bits']}-bit θ_d, δ = {entry['delta']:g}, K = {entry['num_dims_tried']} d tried, "
-                         f"m = {entry['m']:,}{'; vacuous' if entry['vacuous'] else ''}; see intrinsic.bounds)")
-    lines += [f"note: {note}" for note in result.notes]
-    if result.failed_runs:
-        lines.append(f"{result.failed_runs} run(s) failed (NaN or diverging loss) and were skipped")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .measure import MeasureConfig
     from .sweep import measure_models
 
     several = len(args.model) > 1
-
     try:
-        if args.output is not None:
-            _check_writable(args.output, "--output")
-        if args.figure is not None:
-            if args.figure.suffix.lower() not in FIGURE_FORMATS:
-                raise ValueError(f"--figure {args.figure}: use one of {', '.join(FIGURE_FORMATS)}")
-            _check_writable(args.figure, "--figure")
-        config = MeasureConfig(
-            model=args.model[0], task=args.task, data_dir=args.data_dir, projection=args.projection,
-            said=args.said, layout=args.layout, normalization=args.normalization, dims=args.dims,
-            seeds=args.seeds, threshold=args.threshold, lrs=args.lr, full_lr=args.full_lr if len(args.full_lr) > 1 else args.full_lr[0], epochs=args.epochs,
-            batch_size=args.batch_size, max_length=args.max_length, max_train_samples=args.max_train_samples,
-            start_d=args.start_d, max_d=args.max_d, resolution=args.resolution, device=args.device,
-        )
+        config = config_from_args(args)
+        if args.figure is not None and args.figure.suffix.lower() not in FIGURE_FORMATS:
+            raise ValueError(f"--figure {args.figure}: use one of {', '.join(FIGURE_FORMATS)}")
+        for path, flag in ((args.output, "--output"), (args.figure, "--figure"), (args.results, "--results")):
+            if path is not None:
+                _check_writable(path, flag)
         sweep = measure_models(args.model, config, results=args.results, progress=not args.no_progress,
-                               on_result=lambda result: print(format_table(result) + ("\n" if several else "")))
-    except OSError as error:
-        if isinstance(error, (FileNotFoundError, PermissionError)):
-            message = str(error)
-        else:
-            model = getattr(error, "model", args.model[0])
-            message = (f"cannot load model {model!r}: it is not a local model folder and could not be fetched "
-                       "from the Hugging Face hub; check the name (and @revision), or pass a folder with config.json")
-        print(f"measure-did: error: {message}", file=sys.stderr)
+                               on_result=lambda result: print(result.table() + ("\n" if several else "")))
+    except ConfigError as error:  # the library names the Python argument; say the flag
+        print(f"measure-did: error: {FLAGS.get(error.argument, error.argument)} {error.problem}", file=sys.stderr)
         return 2
-    except (ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError) as error:
         print(f"measure-did: error: {error}", file=sys.stderr)
         return 2
     if several:

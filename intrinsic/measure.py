@@ -1,4 +1,4 @@
-"""``measure_d90``: full fine-tuning once, then the d90 search, every run cached in a store.
+"""``measure_d90``: the measurement's configuration and its orchestration.
 
 The measurement for one (model, task):
 
@@ -9,266 +9,129 @@ The measurement for one (model, task):
 4. d90 (the paper's: score ≥ threshold × full) and the chance-corrected d90
    (score ≥ chance + threshold × (full − chance)), found by ``search.find_smallest_d`` or, with
    ``dims``, read off an explicit list.
+
+Each run goes through a :class:`~intrinsic.runner.Runner` (store lookup, else training); the
+result is a :class:`~intrinsic.results.D90Result`. Every field of :class:`MeasureConfig`
+carries its default and help text in its metadata: the ``measure-did`` flags and the README's
+defaults table are built from them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
-import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import torch
-
-from .bounds import ASSUMPTIONS as BOUND_ASSUMPTIONS
-from .bounds import compression_bound
-from .config import SubspaceConfig
-from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
-from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
+from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
+from .results import D90Result
+from .runner import Runner, TrainFn
 from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 from .store import DEFAULT_STORE, ResultStore, library_versions
-from .tasks import Task, chance_scores, get_task, load_task
-from .training import TrainConfig, train_and_evaluate
+from .tasks import TASKS, chance_scores, get_task
+
+
+class ConfigError(ValueError):
+    """A bad value of one setting: ``argument`` names it as Python does (``lrs``), ``problem`` says what is wrong.
+
+    ``str(error)`` is ``f"{argument} {problem}"``; ``measure-did`` prints its own flag (``--lr``) instead.
+    """
+
+    def __init__(self, argument: str, problem: str):
+        super().__init__(f"{argument} {problem}")
+        self.argument, self.problem = argument, problem
+
+
+def setting(default=MISSING, *, help: str, default_factory=MISSING, flag: str | None = None, type=None,
+            nargs: str | None = None, choices: tuple | None = None, shown: str | None = None):
+    """A :class:`MeasureConfig` field, described once in its metadata.
+
+    ``help``: what it means; ``flag``: the ``measure-did`` flag when not ``--`` + the name with
+    dashes; ``type``, ``nargs``, ``choices``: as argparse takes them (``choices`` are also checked
+    for Python callers); ``shown``: how a ``None`` default reads in help and tables ("D", "all").
+    """
+    metadata = {"help": help, "flag": flag, "type": type, "nargs": nargs, "choices": choices, "shown": shown}
+    return field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 @dataclass
 class MeasureConfig:
-    """Everything that defines one d90 measurement. Defaults are stated in the README."""
+    """Everything that defines one d90 measurement; each field's metadata holds its help text."""
 
-    model: str
-    task: str
-    data_dir: str | None = None
-    projection: str = "fastfood"
-    said: bool = False
-    layout: str = "stacked"
-    normalization: str = "global"
-    dims: list[int] | None = None
-    seeds: list[int] = field(default_factory=lambda: [0])
-    threshold: float = 0.9
-    lrs: list[float] = field(default_factory=lambda: [1e-2, 3e-2, 1e-1])
-    full_lr: float | list[float] = 2e-5  # several: the best mean over seeds is the baseline
-    epochs: float = 3.0
-    batch_size: int = 32
-    max_length: int = 128
-    max_train_samples: int | None = None
-    start_d: int = 128
-    max_d: int | None = None
-    resolution: float = 0.25
-    device: str = "auto"
+    model: str = setting(help="Hugging Face model ID (roberta-base), ID@revision, or local folder; "
+                              "measure-did takes several and measures each in turn", nargs="+")
+    task: str = setting(help=f"GLUE task: {', '.join(TASKS)}")
+    data_dir: str | None = setting(None, help="folder in the layout of GLUE's download script",
+                                   shown="the hub (nyu-mll/glue)")
+    projection: str = setting("fastfood", help="the random projection P", choices=tuple(sorted(PROJECTIONS)))
+    said: bool = setting(False, help="structure-aware mode: one learned scale per tensor, taken out of the budget d")
+    layout: str = setting("stacked", help="Fastfood blocks: stacked over all parameters, or one per tensor",
+                          choices=tuple(LAYOUTS))
+    normalization: str = setting("global", help="scale of P: E[P²] = 1/D, or 1/n_i within each tensor of n_i entries",
+                                 choices=tuple(sorted(NORMALIZATIONS)))
+    dims: list[int] | None = setting(None, type=int, nargs="+", help="measure exactly these d instead of searching",
+                                     shown="search")
+    seeds: list[int] = setting(default_factory=lambda: [0], type=int, nargs="+",
+                               help="seeds per d (projection, classifier head, training order); a d scores the "
+                                    "mean over seeds")
+    threshold: float = setting(0.9, type=float, help="fraction of full fine-tuning (or of its gain over chance) "
+                                                     "to reach")
+    lrs: list[float] = setting(default_factory=lambda: [1e-2, 3e-2, 1e-1], flag="--lr", type=float, nargs="+",
+                               help="AdamW learning rates tried on θ_d at each d; the best mean over seeds counts")
+    full_lr: float | list[float] = setting(2e-5, type=float, nargs="+",
+                                           help="full fine-tuning learning rates; the best mean over seeds is the "
+                                                "baseline")
+    epochs: float = setting(3.0, type=float, help="epochs per run, full and subspace alike")
+    batch_size: int = setting(32, type=int, help="examples per step (batches padded to their longest)")
+    max_length: int = setting(128, type=int, help="tokens per example")
+    max_train_samples: int | None = setting(None, type=int, help="use the first N training examples", shown="all")
+    start_d: int = setting(128, type=int, help="first d of the search (doubled until a hit, then bisected)")
+    max_d: int | None = setting(None, type=int, help="largest d the search tries", shown="D")
+    resolution: float = setting(0.25, type=float, help="bisect until first hit / last miss ≤ 1 + resolution")
+    device: str = setting("auto", help="cpu, cuda, cuda:1, …; auto: cuda if available")
 
     def __post_init__(self):
+        for f in fields(self):
+            choices = f.metadata["choices"]
+            if choices is not None and getattr(self, f.name) not in choices:
+                raise ConfigError(f.name, f"must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
         if self.dims is not None and (not self.dims or any(int(d) <= 0 for d in self.dims)):
-            raise ValueError(f"--dims must be positive integers, got {self.dims}")
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"--threshold must be in (0, 1], got {self.threshold}")
+            raise ConfigError("dims", f"must be positive integers, got {self.dims}")
         if not self.seeds:
-            raise ValueError("give at least one seed")
+            raise ConfigError("seeds", "must hold at least one seed")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError("threshold", f"must be in (0, 1], got {self.threshold}")
+        for name, values in (("lrs", self.lrs), ("full_lr", self.full_lrs)):
+            if not values or any(not lr > 0 for lr in values):
+                raise ConfigError(name, f"must be positive learning rates, got {getattr(self, name)}")
+        for name, low in (("epochs", 0), ("resolution", 0)):
+            if not getattr(self, name) > low:
+                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
+        for name in ("batch_size", "max_length", "start_d", "max_d", "max_train_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(name, f"must be at least 1, got {value}")
         get_task(self.task)  # an unknown task fails here, before any model is loaded
-        if any(lr <= 0 for lr in self.full_lrs) or any(lr <= 0 for lr in self.lrs):
-            raise ValueError(f"learning rates must be positive, got --lr {self.lrs} --full-lr {self.full_lr}")
 
     @property
     def full_lrs(self) -> list[float]:
         return list(self.full_lr) if isinstance(self.full_lr, (list, tuple)) else [self.full_lr]
 
 
-@dataclass
-class D90Result:
-    """One measurement: d90, the curve it came from, and everything needed to reproduce it."""
-
-    model: str
-    task: str
-    metric: str
-    D: int
-    d90: int | None
-    d90_chance_corrected: int | None
-    threshold: float
-    full_metric: float
-    chance: float
-    target: float
-    target_chance_corrected: float
-    train_examples: int
-    curve: list[dict]  # {"d", "mean", "std", "n", "lr", "bound"} sorted by d
-    failed_runs: int
-    config: dict
-    versions: dict
-    notes: list[str] = field(default_factory=list)  # caveats a reader of d90 must know
-    model_info: dict = field(default_factory=dict)  # label, params, non_embedding_params, step (models.model_info)
-    full_lr: float | None = None  # the full fine-tuning learning rate that gave full_metric
-
-    @property
-    def label(self) -> str:
-        """Short model name for tables and legends."""
-        return self.model_info.get("label") or Path(self.model).name
-
-    def _describe(self, d90: int | None, target: float) -> str:
-        """d90 for people: the number, 'undefined' (target ≤ chance) or '> largest d tried'."""
-        if d90 is not None:
-            return f"{d90:,}"
-        if target <= self.chance:
-            return "undefined"
-        return f"> {max((p['d'] for p in self.curve), default=0):,}"
-
-    @property
-    def bound_term(self) -> float | None:
-        """√(d90/m): the d-dependent term of the compression bound, m training examples."""
-        return None if self.d90 is None else math.sqrt(self.d90 / self.train_examples)
-
-    def compression_bound(self) -> dict:
-        """The compression bound (``intrinsic.bounds``) at d90 and at the chance-corrected d90.
-
-        The training error L̂₀ is not measured by the runs, so each entry gives the gap in
-        L₀ ≤ L̂₀ + gap; K is the number of dimensions the search tried.
-        """
-        def at(d):
-            if d is None:
-                return None
-            return compression_bound(d, self.train_examples, num_dims_tried=max(1, len(self.curve))).to_dict()
-
-        return {"d90": at(self.d90), "d90_chance_corrected": at(self.d90_chance_corrected),
-                "statement": "L0 <= L0_train + sqrt((d ln 2^bits + ln(K/delta)) / (2m))",
-                "assumptions": list(BOUND_ASSUMPTIONS)}
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "bound_term": self.bound_term, "compression_bound": self.compression_bound()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "D90Result":
-        """Inverse of :meth:`to_dict` (derived keys such as ``bound_term`` are recomputed)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "D90Result":
-        """Read a JSON summary written by ``measure-did --output``."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_frame(self):
-        """The curve as a pandas DataFrame (pandas must be installed)."""
-        try:
-            import pandas as pd
-        except ImportError as error:
-            raise ImportError("to_frame needs pandas: pip install pandas") from error
-        return pd.DataFrame(self.curve)
-
-    def plot(self, ax=None):
-        """Metric against d (log scale) with the threshold lines; returns the matplotlib figure."""
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        else:
-            fig = ax.figure
-        ds = [p["d"] for p in self.curve]
-        ax.errorbar(ds, [p["mean"] for p in self.curve], yerr=[p["std"] for p in self.curve],
-                    marker="o", capsize=3, label=f"{self.config['projection']}, {'SAID' if self.config['said'] else 'DID'}")
-        ax.axhline(self.full_metric, color="k", lw=1, label=f"full fine-tuning {self.full_metric:.3f}")
-        ax.axhline(self.target, color="C1", ls="--", label=f"{self.threshold:.0%} of full")
-        ax.axhline(self.target_chance_corrected, color="C2", ls=":", label="chance-corrected target")
-        ax.axhline(self.chance, color="grey", ls="-.", lw=1, label=f"chance {self.chance:.3f}")
-        ax.set_xlabel("subspace dimension d")
-        ax.set_ylabel(f"dev {self.metric}")
-        values = [p["mean"] for p in self.curve if p["n"]] + [self.chance, self.full_metric]
-        ax.set_ylim(min(values) - 0.01, max(values) + 0.01)  # chance and full always in view
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))  # 2¹⁰ → 1,024
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(f"{Path(self.model).name} on {self.task}: d90 = {self._describe(self.d90, self.target)}, "
-                     f"chance-corrected {self._describe(self.d90_chance_corrected, self.target_chance_corrected)}",
-                     fontsize=10)
-        ax.legend(fontsize=8)
-        return fig
-
-
-class _Runner:
-    """Loads the data once, runs (or fetches from the store) single training runs."""
-
-    def __init__(self, config: MeasureConfig, store: ResultStore, progress: bool):
-        self.config, self.store, self.progress = config, store, progress
-        self.task: Task = get_task(config.task)
-        self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
-        self.tokenizer = load_tokenizer(config.model)
-        self.fingerprint = weights_fingerprint(config.model)
-        # Stored runs are keyed by absolute paths: the same folder spelt two ways is one model.
-        self.model_name = ModelSpec.parse(config.model).store_name()
-        self.data_dir = None if config.data_dir is None else str(Path(config.data_dir).expanduser().resolve())
-        self.warned_stale = False  # one warning per model when its folder changed since stored runs
-        self.D: int | None = None
-        self.info: dict = {}
-
-    def _load_model(self, seed: int):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()  # our own bars show the runs
-        torch.manual_seed(seed)  # the classification head is freshly initialised
-        model = load_classifier(self.config.model, self.task.num_labels)
-        if self.D is None:
-            self.D = sum(p.numel() for p in model.parameters())
-            self.num_tensors = sum(1 for p in model.parameters() if p.numel() > 0)
-            self.info = model_info(self.config.model, model)
-        return model
-
-    def run(self, d: int | None, lr: float, seed: int) -> dict:
-        """One run: full fine-tuning when d is None, else a subspace of dimension d."""
-        c = self.config
-        train_config = TrainConfig(lr=lr, epochs=c.epochs, batch_size=c.batch_size, max_length=c.max_length, seed=seed)
-        subspace = None if d is None else SubspaceConfig(
-            d=d, projection=c.projection, said=c.said, seed=seed, normalization=c.normalization,
-            layout=c.layout if c.projection == "fastfood" else "stacked",
-        )
-        run_config = {
-            "model": self.model_name, "task": self.task.name, "data_dir": self.data_dir,
-            "max_train_samples": c.max_train_samples, "train": train_config.to_dict(),
-            "subspace": None if subspace is None else subspace.to_dict(),
-        }
-        if subspace is not None and subspace.projection == "fastfood":
-            run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
-        record = self.store.record(run_config)
-        if record is not None:
-            stored = record.get("model_fingerprint")
-            if stored is None or stored == self.fingerprint:  # records from before fingerprints are trusted
-                return record["result"]
-            if not self.warned_stale:
-                warnings.warn(f"{c.model} has changed since runs of it were stored in {self.store.path}: "
-                              "those runs are ignored and measured again", RuntimeWarning, stacklevel=2)
-            self.warned_stale = True
-        model = self._load_model(seed)
-        if subspace is not None:
-            from .wrapper import SubspaceWrapper
-
-            model = SubspaceWrapper(model, config=subspace)
-        label = "full fine-tuning" if d is None else f"d={d} lr={lr:g}"
-        result = train_and_evaluate(model, self.task, self.tokenizer, self.train, self.dev, train_config,
-                                    device=c.device, progress=self.progress,
-                                    description=f"{label} seed={seed}").to_dict()
-        self.store.put(run_config, result, model_fingerprint=self.fingerprint)
-        return result
-
-
 def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DEFAULT_STORE,
-                progress: bool = True, **options) -> D90Result:
-    """Measure d90 for one model and task; ``options`` are :class:`MeasureConfig` fields."""
-    config = config or MeasureConfig(**options)
-    runner = _Runner(config, ResultStore(results), progress)
-    metric = runner.task.d90_metric
+                progress: bool = True, train_fn: TrainFn | None = None, **options) -> D90Result:
+    """Measure d90 for one model and task.
 
-    # The baseline: full fine-tuning at each of full_lrs × seeds; the best mean over seeds counts.
-    full, full_lr, errors = None, None, []
-    for lr in config.full_lrs:
-        runs = [runner.run(None, lr, seed) for seed in config.seeds]
-        ok = [r["metrics"][metric] for r in runs if r["status"] == "ok"]
-        errors += [r["error"] for r in runs if r["status"] != "ok"]
-        if ok and (full is None or statistics.mean(ok) > full):
-            full, full_lr = statistics.mean(ok), lr
-    if full is None:
-        raise RuntimeError(f"full fine-tuning failed for every seed and learning rate: {errors[0]}")
+    ``config`` and/or ``options`` (:class:`MeasureConfig` fields; they override ``config``'s)
+    define the measurement; ``results`` is the run store (JSONL), shared by reruns. ``train_fn``
+    trains and evaluates one run, with the signature of
+    :func:`~intrinsic.training.train_and_evaluate` (the default); its runs are stored apart.
+    """
+    config = MeasureConfig(**options) if config is None else replace(config, **options)
+    runner = Runner(config, ResultStore(results), progress=progress, train_fn=train_fn)
+    metric = runner.task.d90_metric
+    full, full_lr = _baseline(runner, config, metric)
     chance = chance_scores(runner.task, runner.train, runner.dev)[metric]
-    if runner.D is None:
-        runner._load_model(config.seeds[0])
 
     curve: dict[int, dict] = {}
     failed = [0]
@@ -329,3 +192,17 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
         config=asdict(config), versions=library_versions(), notes=notes, model_info=runner.info,
         full_lr=full_lr,
     )
+
+
+def _baseline(runner: Runner, config: MeasureConfig, metric: str) -> tuple[float, float]:
+    """(full, lr): full fine-tuning at each of ``full_lrs`` × seeds; the best mean over seeds counts."""
+    full, full_lr, errors = None, None, []
+    for lr in config.full_lrs:
+        runs = [runner.run(None, lr, seed) for seed in config.seeds]
+        ok = [r["metrics"][metric] for r in runs if r["status"] == "ok"]
+        errors += [r["error"] for r in runs if r["status"] != "ok"]
+        if ok and (full is None or statistics.mean(ok) > full):
+            full, full_lr = statistics.mean(ok), lr
+    if full is None:
+        raise RuntimeError(f"full fine-tuning failed for every seed and learning rate: {errors[0]}")
+    return full, full_lr

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from . import plots
-from .sweep import load_results
+from .results import load_results
 
 FIGURES = Path("runs") / "figures"
 DEFAULT_OUTPUT = {"step": FIGURES / "d90-vs-step", "size": FIGURES / "d90-vs-size",

@@ -1,8 +1,9 @@
-"""Figures of several d90 measurements: against pre-training step, against model size, and curves.
+"""Every figure of d90 measurements: one curve, d90 against pre-training step and against model size.
 
-Each function takes :class:`~intrinsic.measure.D90Result` objects (or a
-:class:`~intrinsic.sweep.Sweep`), draws on ``ax`` or a new figure, and returns the figure.
-``save_figure(fig, "figures/name")`` writes ``name.png`` and ``name.svg``.
+Each function takes :class:`~intrinsic.results.D90Result` objects (or a
+:class:`~intrinsic.results.Sweep`), draws on ``ax`` or a new figure, and returns the figure.
+``save_figure(fig, "runs/figures/name")`` writes ``name.png`` and ``name.svg``. matplotlib is
+imported here and nowhere else in the package.
 
 A d90 that the search did not reach (above the largest d tried) is drawn as an open triangle at the
 largest d tried; an undefined one (target at or below chance) is left out and named in the legend.
@@ -15,23 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = {"d90": ("d90", "target", "paper's d90 (0.9 × full)", "o", "-"),
-         "corrected": ("d90_chance_corrected", "target_chance_corrected", "chance-corrected d90", "s", "--")}
+STYLES = {"d90": ("paper's d90 (0.9 × full)", "o", "-"),  # kind: legend name, marker, line style
+          "corrected": ("chance-corrected d90", "s", "--")}
 
 
 def _results(results) -> list:
     return list(getattr(results, "results", results))
-
-
-def _value(result, kind: str):
-    """(d, status) for one result: status 'ok', 'above' (not reached: d = largest tried) or 'undefined'."""
-    attribute, target_attribute, *_ = KINDS[kind]
-    d = getattr(result, attribute)
-    if d is not None:
-        return d, "ok"
-    if getattr(result, target_attribute) <= result.chance:
-        return None, "undefined"
-    return max((p["d"] for p in result.curve), default=None), "above"
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -88,10 +78,10 @@ def _series(ax, results, xs, kinds, color_offset=0) -> dict:
     """Plot d against xs for each kind; returns {kind: {"ok": [(x, d90)], "above": [(x, largest d tried)]}}."""
     defined = {}
     for i, kind in enumerate(kinds):
-        _, _, name, marker, style = KINDS[kind]
+        name, marker, style = STYLES[kind]
         points, above, undefined = [], [], 0
         for x, result in zip(xs, results):
-            d, status = _value(result, kind)
+            d, status = result.outcome(kind)
             if status == "ok":
                 points.append((x, d))
             elif status == "above":
@@ -118,6 +108,29 @@ def _log_y_or_say_why(ax, drawn: dict, base: int = 2) -> bool:
         return True
     ax.text(0.5, 0.5, "no d90 defined (every target ≤ chance)", transform=ax.transAxes, ha="center", fontsize=9)
     return False
+
+
+def d90_curve(result, ax=None):
+    """One result's dev metric against d (log₂ x) with error bars over seeds, full fine-tuning,
+    chance and both targets; the title states both d90s. Returns the figure."""
+    fig, ax = _axes(ax)
+    ds = [p["d"] for p in result.curve]
+    ax.errorbar(ds, [p["mean"] for p in result.curve], yerr=[p["std"] for p in result.curve], marker="o", capsize=3,
+                label=f"{result.config['projection']}, {'SAID' if result.config['said'] else 'DID'}")
+    ax.axhline(result.full_metric, color="k", lw=1, label=f"full fine-tuning {result.full_metric:.3f}")
+    ax.axhline(result.target, color="C1", ls="--", label=f"{result.threshold:.0%} of full")
+    ax.axhline(result.target_chance_corrected, color="C2", ls=":", label="chance-corrected target")
+    ax.axhline(result.chance, color="grey", ls="-.", lw=1, label=f"chance {result.chance:.3f}")
+    ax.set_xlabel("subspace dimension d")
+    ax.set_ylabel(f"dev {result.metric}")
+    values = [p["mean"] for p in result.curve if p["n"]] + [result.chance, result.full_metric]
+    ax.set_ylim(min(values) - 0.01, max(values) + 0.01)  # chance and full always in view
+    ax.set_xscale("log", base=2)
+    _log2_axis(ax.xaxis)  # 2¹⁰ → 1,024
+    ax.set_title(f"{Path(result.model).name} on {result.task}: d90 = {result.describe('d90')}, "
+                 f"chance-corrected {result.describe('corrected')}", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
 
 
 def d90_vs_step(results, ax=None, kinds=("d90", "corrected"), title: str | None = None):
@@ -162,7 +175,7 @@ def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "n
             ax.plot(grid, 10 ** intercept * grid ** slope, color=f"C{i}", lw=1, alpha=0.5,
                     label=f"fit: d90 ∝ N^{slope:.2f}")
     for x, r in zip(sizes, results):
-        d, status = _value(r, kinds[-1])
+        d, status = r.outcome(kinds[-1])
         if status != "undefined":
             ax.annotate(r.label, (x, d), xytext=(4, 4), textcoords="offset points", fontsize=7, alpha=0.7)
     ax.set_xscale("log")
@@ -172,7 +185,8 @@ def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "n
     ax.set_xlabel("non-embedding parameters" if params == "non_embedding_params" else "parameters")
     ax.set_ylabel("d90")
     r = results[0]
-    ax.set_title(title or f"d90 against model size ({r.task}, {'SAID' if r.config.get('said') else 'DID'})", fontsize=10)
+    mode = "SAID" if r.config.get("said") else "DID"
+    ax.set_title(title or f"d90 against model size ({r.task}, {mode})", fontsize=10)
     ax.legend(fontsize=8)
     fig.fits = fits
     return fig
@@ -197,7 +211,8 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
             ax.axhline(r.target_chance_corrected, color=f"C{i}", ls=":", lw=1)
         ax.plot(ds, ys, marker="o", ms=4, color=f"C{i}", label=f"{r.label} (full {r.full_metric:.3f})")
     if normalized:
-        ax.axhline(results[0].threshold, color="k", ls="--", lw=1, label=f"{results[0].threshold:g} of the gain over chance")
+        threshold = results[0].threshold
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"{threshold:g} of the gain over chance")
         ax.axhline(0, color="grey", ls="-.", lw=1)
         ax.set_ylabel("(metric − chance) / (full − chance)")
     else:

@@ -49,7 +49,7 @@ class ResultStore:
                 pass
         except OSError as error:
             raise PermissionError(
-                f"cannot write the results store {self.path} ({error.strerror}); pass --results with a writable path"
+                f"cannot write the results store {self.path} ({error.strerror}); choose a writable path"
             ) from None
         self._records = self._read()
 

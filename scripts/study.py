@@ -104,7 +104,7 @@ def figures() -> None:
 
     matplotlib.use("Agg")
     from intrinsic.plots import curves, d90_vs_params, d90_vs_step, save_figure
-    from intrinsic.sweep import load_results
+    from intrinsic.results import load_results
 
     for path in sorted(FIGURES.glob("*.json")):
         if path.stat().st_size == 0:

@@ -6,13 +6,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
 
-from intrinsic.cli import build_parser, main
+from intrinsic.cli import OPTIONS, build_parser, cli_flag, config_from_args, defaults_table, main
+from intrinsic.measure import ConfigError, MeasureConfig
 from intrinsic.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +68,13 @@ def test_search_end_to_end_writes_a_complete_summary(tiny_model_dir, shared, tmp
 
 
 def test_explicit_dims_and_a_rerun_that_repeats_nothing(tiny_model_dir, shared, tmp_path, capsys):
-    args = base_args(tiny_model_dir, shared, tmp_path, "--dims", "8", "64", "--said", "--output", str(tmp_path / "s.json"))
+    args = base_args(tiny_model_dir, shared, tmp_path, "--dims", "8", "64", "--said",
+                     "--output", str(tmp_path / "s.json"))
     assert main(args) == 0
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 2  # full fine-tuning and d=64
-    assert [p["d"] for p in json.loads((tmp_path / "s.json").read_text())["curve"]] == [64]  # SAID: d=8 ≤ m is no subspace
+    curve = json.loads((tmp_path / "s.json").read_text())["curve"]
+    assert [p["d"] for p in curve] == [64]  # SAID: d=8 ≤ m is no subspace
     assert main(args) == 0
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
 
@@ -141,7 +147,8 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared,
     elif case == "malformed tsv":
         (tmp_path / "glue" / "MRPC").mkdir(parents=True)
         for split in ("train", "dev"):
-            (tmp_path / "glue" / "MRPC" / f"{split}.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\tonly\n")
+            header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+            (tmp_path / "glue" / "MRPC" / f"{split}.tsv").write_text(header + "1\tonly\n")
         args["--data-dir"] = str(tmp_path / "glue")
     code = main([x for kv in args.items() for x in kv] + extra)
     err = capfd.readouterr().err.strip().splitlines()
@@ -154,8 +161,59 @@ def test_help_documents_every_flag(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     for flag in ("--projection", "--said", "--no-said", "--dims", "--seeds", "--threshold", "--max-train-samples",
-                 "--epochs", "--lr", "--device", "--output", "--figure", "--results", "--data-dir", "--layout", "--normalization"):
+                 "--epochs", "--lr", "--device", "--output", "--figure", "--results", "--data-dir", "--layout",
+                 "--normalization"):
         assert flag in text
+    assert "(default: 0.01 0.03 0.1)" in text and "(default: D)" in text  # from the fields' metadata
+
+
+def test_readme_defaults_table_is_the_one_the_config_fields_give():
+    text = (ROOT / "README.md").read_text()
+    start, end = "<!-- defaults-table:start -->\n", "<!-- defaults-table:end -->"
+    assert text.count(start) == 1 and text.count(end) == 1, "README.md lost its defaults-table markers"
+    table = text[text.index(start) + len(start):text.index(end)]
+    assert table == defaults_table(), (
+        "README.md's defaults table differs from MeasureConfig's fields: paste the output of "
+        "python -c 'from intrinsic.cli import defaults_table; print(defaults_table(), end=\"\")' between its markers")
+
+
+def test_defaults_table_has_one_row_per_setting_with_its_default():
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in defaults_table().splitlines()[2:]}
+    assert list(rows) == [f"`{cli_flag(f)}`" + (", `--no-said`" if f.name == "said" else "")
+                          for f in fields(MeasureConfig)] + [f"`{o.flag}`" for o in OPTIONS]
+    assert rows["`--lr`"][1:3] == ["`lrs`", "`0.01 0.03 0.1`"]
+    assert rows["`--full-lr`"][1:3] == ["`full_lr`", "`2e-5`"]
+    assert rows["`--max-d`"][2] == "D" and rows["`--model`"][2] == "required"
+
+
+def test_parsed_flags_are_the_config_fields():
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["--model", "m", "--task", "sst2"])) == MeasureConfig(model="m", task="sst2")
+    config = config_from_args(parse(["--model", "m", "n", "--task", "sst2", "--lr", "0.5", "--full-lr", "1e-4",
+                                     "--said", "--no-said", "--max-d", "512", "--dims", "8"]))
+    assert config == MeasureConfig(model="m", task="sst2", lrs=[0.5], full_lr=1e-4, said=False, max_d=512, dims=[8])
+    several = config_from_args(parse(["--model", "m", "--task", "sst2", "--full-lr", "1e-4", "1e-3"]))
+    assert several.full_lr == [1e-4, 1e-3]
+
+
+@pytest.mark.parametrize("argument, value, flags, problem", [
+    ("lrs", [0.0], ["--lr", "0"], "must be positive learning rates, got [0.0]"),
+    ("full_lr", 0.0, ["--full-lr", "0"], "must be positive learning rates, got 0.0"),
+    ("start_d", 0, ["--start-d", "0"], "must be at least 1, got 0"),
+    ("max_train_samples", 0, ["--max-train-samples", "0"], "must be at least 1, got 0"),
+    ("threshold", 1.5, ["--threshold", "1.5"], "must be in (0, 1], got 1.5"),
+])
+def test_library_errors_name_the_argument_and_the_cli_its_flag(argument, value, flags, problem, capsys):
+    with pytest.raises(ConfigError) as caught:
+        MeasureConfig(model="m", task="sst2", **{argument: value})
+    assert (caught.value.argument, str(caught.value)) == (argument, f"{argument} {problem}")
+    assert main(["--model", "m", "--task", "sst2", *flags]) == 2  # fails before any model is loaded
+    assert capsys.readouterr().err == f"measure-did: error: {flags[0]} {problem}\n"
+
+
+def test_a_projection_outside_the_choices_fails_in_python_too():
+    with pytest.raises(ConfigError, match="projection must be one of dense, fastfood, sparse, got 'fast'"):
+        MeasureConfig(model="m", task="sst2", projection="fast")
 
 
 def test_several_full_learning_rates_keep_the_best_baseline(tiny_model_dir, shared, tmp_path):
@@ -176,5 +234,5 @@ def test_default_outputs_go_under_the_git_ignored_runs_folder():
 
     assert build_parser().parse_args(["--model", "m", "--task", "sst2"]).results == Path("runs/runs.jsonl")
     assert all(path.parts[0] == "runs" for path in DEFAULT_OUTPUT.values())
-    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "runs/" in ignored

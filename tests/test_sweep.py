@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from intrinsic.cli import main
-from intrinsic.measure import D90Result
 from intrinsic.plot_cli import main as plot_main
 from intrinsic.plots import curves, d90_vs_params, d90_vs_step, fit_power_law, save_figure
-from intrinsic.sweep import Sweep, load_results
+from intrinsic.results import D90Result, Sweep, load_results
 
 matplotlib.use("Agg")
 
@@ -96,7 +95,7 @@ def test_one_model_still_writes_a_single_result(checkpoints, shared, tmp_path):
 
 def test_a_model_listed_twice_is_an_error(checkpoints, shared, tmp_path, capsys):
     assert main(args([checkpoints[0], checkpoints[0]], shared, tmp_path)) == 2
-    assert "listed twice" in capsys.readouterr().err
+    assert "measure-did: error: --model lists a model twice" in capsys.readouterr().err
 
 
 def synthetic(label, step, params, d90, corrected, chance=0.5, full=0.8):

@@ -1,0 +1,167 @@
+"""The cached runner: one training run of a measurement, read from the run store or trained and stored.
+
+A :class:`Runner` holds what every run of one (model, task) measurement shares: the task's train
+and dev splits, the tokenizer, the fingerprint of a local model folder, and the model's sizes.
+``runner.run(d, lr, seed)`` returns the run's result dict (``RunResult.to_dict()``: ``status``,
+``metrics``, …) for full fine-tuning (``d=None``) or a subspace of dimension ``d``.
+
+The run's store key is a hash of everything that defines it (see :meth:`Runner.run_config`): the
+model's absolute path or hub name, the task, the data folder's absolute path, the training
+hyperparameters, the subspace configuration and, for Fastfood, the random-number scheme. A
+stored run whose local model folder has changed since (another fingerprint) is trained again.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .config import SubspaceConfig
+from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
+from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
+from .store import ResultStore
+from .tasks import Task, get_task, load_task
+from .training import RunResult, TrainConfig, train_and_evaluate
+
+if TYPE_CHECKING:
+    from .measure import MeasureConfig
+
+# ``train_fn(model, task, tokenizer, train, dev, config, *, device, progress, description) -> RunResult``:
+# the signature of :func:`intrinsic.training.train_and_evaluate`, the default.
+TrainFn = Callable[..., RunResult]
+
+
+class ModelLoadError(OSError):
+    """A model spec that is neither a local model folder nor loadable from the Hugging Face hub.
+
+    ``model`` is the spec as given, ``reason`` the loader's own message.
+    """
+
+    def __init__(self, model: str, reason: str):
+        super().__init__(f"cannot load model {model!r}: it is not a local model folder and could not be fetched "
+                         "from the Hugging Face hub; check the name (and @revision), or pass a folder with config.json")
+        self.model, self.reason = model, reason
+
+
+class Runner:
+    """Runs (or fetches from ``store``) the single training runs of one measurement.
+
+    ``train_fn`` trains and evaluates one model (default :func:`~intrinsic.training.train_and_evaluate`).
+    Runs of another ``train_fn`` are stored under keys that name it, so they never stand in for
+    real training runs in a shared store.
+    """
+
+    def __init__(self, config: MeasureConfig, store: ResultStore, *, progress: bool = True,
+                 train_fn: TrainFn | None = None):
+        self.config, self.store, self.progress = config, store, progress
+        self.train_fn = train_fn or train_and_evaluate
+        self.task: Task = get_task(config.task)
+        self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
+        self.tokenizer = self._loading(load_tokenizer, config.model)
+        self.fingerprint = weights_fingerprint(config.model)
+        # Stored runs are keyed by absolute paths: the same folder spelt two ways is one model.
+        self.model_name = ModelSpec.parse(config.model).store_name()
+        self.data_dir = None if config.data_dir is None else str(Path(config.data_dir).expanduser().resolve())
+        self.warned_stale = False  # one warning per model when its folder changed since stored runs
+        self._sizes: dict | None = None  # D, num_tensors, info: read from the first model loaded
+
+    # ------------------------------------------------------------------ the model and its sizes
+    def load_model(self, seed: int) -> torch.nn.Module:
+        """The classifier with its head initialised from ``seed``; records the model's sizes."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # our own bars show the runs
+        torch.manual_seed(seed)  # the classification head is freshly initialised
+        model = self._loading(load_classifier, self.config.model, self.task.num_labels)
+        if self._sizes is None:
+            self._sizes = {"D": sum(p.numel() for p in model.parameters()),
+                           "num_tensors": sum(1 for p in model.parameters() if p.numel() > 0),
+                           "info": model_info(self.config.model, model)}
+        return model
+
+    @staticmethod
+    def _loading(load, spec: str, *args):
+        """``load(spec, *args)``, its failure to find the model raised as :class:`ModelLoadError`."""
+        try:
+            return load(spec, *args)
+        except (FileNotFoundError, PermissionError):
+            raise  # a file the loader named: its own message says which
+        except OSError as error:
+            raise ModelLoadError(spec, str(error)) from error
+
+    def _size(self, name: str):
+        if self._sizes is None:  # every run so far came from the store
+            self.load_model(self.config.seeds[0])
+        return self._sizes[name]
+
+    @property
+    def D(self) -> int:
+        """Parameters of the classifier (its full dimension)."""
+        return self._size("D")
+
+    @property
+    def num_tensors(self) -> int:
+        """Non-empty parameter tensors m (SAID's scales take m of d)."""
+        return self._size("num_tensors")
+
+    @property
+    def info(self) -> dict:
+        """``intrinsic.models.model_info`` of the classifier: label, revision, counts, pre-training step."""
+        return self._size("info")
+
+    # ------------------------------------------------------------------ runs
+    def train_config(self, lr: float, seed: int) -> TrainConfig:
+        c = self.config
+        return TrainConfig(lr=lr, epochs=c.epochs, batch_size=c.batch_size, max_length=c.max_length, seed=seed)
+
+    def subspace_config(self, d: int | None, seed: int) -> SubspaceConfig | None:
+        c = self.config
+        return None if d is None else SubspaceConfig(
+            d=d, projection=c.projection, said=c.said, seed=seed, normalization=c.normalization,
+            layout=c.layout if c.projection == "fastfood" else "stacked",
+        )
+
+    def run_config(self, d: int | None, lr: float, seed: int) -> dict:
+        """Everything that defines one run: the store's key is a hash of this dict."""
+        subspace = self.subspace_config(d, seed)
+        run_config = {
+            "model": self.model_name, "task": self.task.name, "data_dir": self.data_dir,
+            "max_train_samples": self.config.max_train_samples, "train": self.train_config(lr, seed).to_dict(),
+            "subspace": None if subspace is None else subspace.to_dict(),
+        }
+        if subspace is not None and subspace.projection == "fastfood":
+            run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
+        if self.train_fn is not train_and_evaluate:
+            fn = self.train_fn
+            run_config["train_fn"] = f"{fn.__module__}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+        return run_config
+
+    def run(self, d: int | None, lr: float, seed: int) -> dict:
+        """One run: full fine-tuning when d is None, else a subspace of dimension d."""
+        run_config = self.run_config(d, lr, seed)
+        record = self.store.record(run_config)
+        if record is not None:
+            stored = record.get("model_fingerprint")
+            if stored is None or stored == self.fingerprint:  # records without a fingerprint are trusted
+                return record["result"]
+            if not self.warned_stale:
+                warnings.warn(f"{self.config.model} has changed since runs of it were stored in {self.store.path}: "
+                              "those runs are ignored and measured again", RuntimeWarning, stacklevel=2)
+            self.warned_stale = True
+        model = self.load_model(seed)
+        subspace = self.subspace_config(d, seed)
+        if subspace is not None:
+            from .wrapper import SubspaceWrapper
+
+            model = SubspaceWrapper(model, config=subspace)
+        label = "full fine-tuning" if d is None else f"d={d} lr={lr:g}"
+        result = self.train_fn(model, self.task, self.tokenizer, self.train, self.dev, self.train_config(lr, seed),
+                               device=self.config.device, progress=self.progress,
+                               description=f"{label} seed={seed}").to_dict()
+        self.store.put(run_config, result, model_fingerprint=self.fingerprint)
+        return result
