@@ -104,8 +104,8 @@ class MeasureConfig:
         for name, values in (("lrs", self.lrs), ("full_lr", self.full_lrs)):
             if not values or any(not lr > 0 for lr in values):
                 raise ConfigError(name, f"must be positive learning rates, got {getattr(self, name)}")
-        for name, low in (("epochs", 0), ("resolution", 0)):
-            if not getattr(self, name) > low:
+        for name in ("epochs", "resolution"):
+            if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
         for name in ("batch_size", "max_length", "start_d", "max_d", "max_train_samples"):
             value = getattr(self, name)

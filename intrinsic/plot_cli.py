@@ -44,9 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
+    plots.use_file_backend()
     try:
         missing = [str(path) for path in args.inputs if not path.is_file()]
         if missing:

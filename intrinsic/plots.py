@@ -24,6 +24,13 @@ def _results(results) -> list:
     return list(getattr(results, "results", results))
 
 
+def use_file_backend() -> None:
+    """Draw off-screen (matplotlib's Agg backend), for commands that only write figure files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def _axes(ax, figsize=(6, 4)):
     import matplotlib.pyplot as plt
 

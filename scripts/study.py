@@ -100,12 +100,10 @@ def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
 
 
 def figures() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from intrinsic.plots import curves, d90_vs_params, d90_vs_step, save_figure
+    from intrinsic.plots import curves, d90_vs_params, d90_vs_step, save_figure, use_file_backend
     from intrinsic.results import load_results
 
+    use_file_backend()
     for path in sorted(FIGURES.glob("*.json")):
         if path.stat().st_size == 0:
             print(f"skipped {path.name}: empty (its measurement is still running)")

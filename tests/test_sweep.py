@@ -188,3 +188,14 @@ def test_size_axis_labels_counts_compactly_and_names_every_tick_within_a_decade(
     assert {"100k", "200k", "500k"} <= wide and "300k" not in wide
     narrow = labels([5_472_770, 10_796_162])  # the MiniLM pair: within a decade, every tick
     assert {"6M", "7M", "8M", "9M", "10M"} <= narrow
+
+
+def test_one_result_figure_and_table_state_both_d90s_as_people_read_them():
+    undefined = synthetic("a", 0, 1_000, None, 512)
+    undefined.target = 0.4  # below chance 0.5
+    title = undefined.plot().axes[0].get_title()
+    assert "d90 = undefined" in title and "chance-corrected 512" in title
+    not_reached = synthetic("b", 0, 1_000, None, None)  # targets 0.72 and 0.77 above chance, curve up to 512
+    assert (not_reached.describe("d90"), not_reached.describe("corrected")) == ("> 512", "> 512")
+    assert not_reached.outcome("corrected") == (512, "above") and undefined.outcome("d90") == (None, "undefined")
+    assert "chance-corrected d90 (≥ chance + 0.9·(full − chance) = 0.7700): None" in not_reached.table()
