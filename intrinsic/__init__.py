@@ -3,8 +3,9 @@
 __version__ = "0.1.0"
 
 from .config import SubspaceConfig  # noqa: E402
+from .errors import ConfigError, ModelLoadError  # noqa: E402
 from .hadamard import hadamard_transform  # noqa: E402
-from .measure import ConfigError, MeasureConfig, measure_d90  # noqa: E402
+from .measure import MeasureConfig, measure_d90  # noqa: E402
 from .projections import (  # noqa: E402
     DenseProjection,
     FastfoodProjection,
@@ -12,7 +13,6 @@ from .projections import (  # noqa: E402
     make_projection,
 )
 from .results import D90Result, Sweep, load_results  # noqa: E402
-from .runner import ModelLoadError  # noqa: E402
 from .sweep import measure_models  # noqa: E402
 from .wrapper import SubspaceWrapper  # noqa: E402
 

@@ -20,7 +20,8 @@ import sys
 from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 
-from .measure import ConfigError, MeasureConfig
+from .errors import ConfigError
+from .measure import MeasureConfig
 from .store import DEFAULT_STORE
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")

@@ -23,23 +23,13 @@ import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from .errors import ConfigError
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .results import D90Result
 from .runner import Runner, TrainFn
 from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
 from .store import DEFAULT_STORE, ResultStore, library_versions
 from .tasks import TASKS, chance_scores, get_task
-
-
-class ConfigError(ValueError):
-    """A bad value of one setting: ``argument`` names it as Python does (``lrs``), ``problem`` says what is wrong.
-
-    ``str(error)`` is ``f"{argument} {problem}"``; ``measure-did`` prints its own flag (``--lr``) instead.
-    """
-
-    def __init__(self, argument: str, problem: str):
-        super().__init__(f"{argument} {problem}")
-        self.argument, self.problem = argument, problem
 
 
 def setting(default=MISSING, *, help: str, default_factory=MISSING, flag: str | None = None, type=None,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .config import SubspaceConfig
+from .errors import ModelLoadError
 from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .store import ResultStore
@@ -33,18 +34,6 @@ if TYPE_CHECKING:
 # ``train_fn(model, task, tokenizer, train, dev, config, *, device, progress, description) -> RunResult``:
 # the signature of :func:`intrinsic.training.train_and_evaluate`, the default.
 TrainFn = Callable[..., RunResult]
-
-
-class ModelLoadError(OSError):
-    """A model spec that is neither a local model folder nor loadable from the Hugging Face hub.
-
-    ``model`` is the spec as given, ``reason`` the loader's own message.
-    """
-
-    def __init__(self, model: str, reason: str):
-        super().__init__(f"cannot load model {model!r}: it is not a local model folder and could not be fetched "
-                         "from the Hugging Face hub; check the name (and @revision), or pass a folder with config.json")
-        self.model, self.reason = model, reason
 
 
 class Runner:

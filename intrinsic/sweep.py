@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .measure import ConfigError, MeasureConfig, measure_d90
+from .errors import ConfigError
+from .measure import MeasureConfig, measure_d90
 from .results import D90Result, Sweep
 from .runner import TrainFn
 from .store import DEFAULT_STORE
@@ -28,7 +29,7 @@ def measure_models(models: list[str], config: MeasureConfig, *, results: str | P
 
     ``on_result(result)`` is called as each model finishes (the CLI prints its table there);
     ``results`` and ``train_fn`` are passed to :func:`~intrinsic.measure.measure_d90`. A model
-    that cannot be loaded raises :class:`~intrinsic.runner.ModelLoadError`, which names it.
+    that cannot be loaded raises :class:`~intrinsic.errors.ModelLoadError`, which names it.
     """
     if not models:
         raise ConfigError("models", "must name at least one model")

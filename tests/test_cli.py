@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from intrinsic.cli import OPTIONS, build_parser, cli_flag, config_from_args, defaults_table, main
-from intrinsic.measure import ConfigError, MeasureConfig
+from intrinsic.errors import ConfigError
+from intrinsic.measure import MeasureConfig
 from intrinsic.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
