@@ -87,7 +87,7 @@ def _series(ax, results, xs, kinds, color_offset=0) -> dict:
     for i, kind in enumerate(kinds):
         name, marker, style = STYLES[kind]
         points, above, undefined = [], [], 0
-        for x, result in zip(xs, results):
+        for x, result in zip(xs, results, strict=True):
             d, status = result.outcome(kind)
             if status == "ok":
                 points.append((x, d))
@@ -98,12 +98,12 @@ def _series(ax, results, xs, kinds, color_offset=0) -> dict:
         color = f"C{i + color_offset}"
         label = name + (f" ({undefined} undefined: target ≤ chance)" if undefined else "")
         if points:
-            ax.plot(*zip(*sorted(points)), marker=marker, ls=style, color=color, label=label)
+            ax.plot(*zip(*sorted(points), strict=True), marker=marker, ls=style, color=color, label=label)
         elif undefined:
             ax.plot([], [], marker=marker, ls=style, color=color, label=label)
         if above:  # nested sizes, so coinciding markers of the two kinds both show
-            ax.scatter(*zip(*above), marker="^", facecolors="none", edgecolors=color, s=60 + 70 * (len(kinds) - 1 - i),
-                       label=f"{name} not reached (≥ marker)")
+            ax.scatter(*zip(*above, strict=True), marker="^", facecolors="none", edgecolors=color,
+                       s=60 + 70 * (len(kinds) - 1 - i), label=f"{name} not reached (≥ marker)")
         defined[kind] = {"ok": points, "above": above}
     return defined
 
@@ -145,7 +145,7 @@ def d90_vs_step(results, ax=None, kinds=("d90", "corrected"), title: str | None 
     results = _results(results)
     steps = [r.model_info.get("step") for r in results]
     if any(s is None for s in steps):
-        missing = [r.label for r, s in zip(results, steps) if s is None]
+        missing = [r.label for r, s in zip(results, steps, strict=True) if s is None]
         raise ValueError(f"no pre-training step known for {missing}: name folders step-N or add pretraining.json")
     fig, ax = _axes(ax)
     if _log_y_or_say_why(ax, _series(ax, results, steps, kinds)):
@@ -176,12 +176,12 @@ def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "n
         points = defined[kind]["ok"]  # markers of d90s not reached are not fitted
         fits[kind] = None
         if len({x for x, _ in points}) >= 2:
-            slope, intercept = fit_power_law(*zip(*points))
+            slope, intercept = fit_power_law(*zip(*points, strict=True))
             fits[kind] = (slope, intercept)
             grid = np.geomspace(min(sizes), max(sizes), 50)
             ax.plot(grid, 10 ** intercept * grid ** slope, color=f"C{i}", lw=1, alpha=0.5,
                     label=f"fit: d90 ∝ N^{slope:.2f}")
-    for x, r in zip(sizes, results):
+    for x, r in zip(sizes, results, strict=True):
         d, status = r.outcome(kinds[-1])
         if status != "undefined":
             ax.annotate(r.label, (x, d), xytext=(4, 4), textcoords="offset points", fontsize=7, alpha=0.7)

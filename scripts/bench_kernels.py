@@ -151,7 +151,8 @@ def fastfood_cases(P, theta: torch.Tensor, vector: torch.Tensor) -> dict:
             "transpose": (lambda: P.rmatvec(vector), 4 * D)}
 
 
-def fastfood_rows(device, D: int, block_sizes: list[int], copy_gbs: float, repeats: int, torch_path: bool) -> list[dict]:
+def fastfood_rows(device, D: int, block_sizes: list[int], copy_gbs: float, repeats: int,
+                  torch_path: bool) -> list[dict]:
     """Kernel time of project / fused / transpose per block size; with ``torch_path``, the forced PyTorch time too.
 
     ``fallback`` is the warning with which the projection fell back to PyTorch at this block size
@@ -333,7 +334,8 @@ def markdown(report: dict) -> str:
     if "copy" in report:
         copy = report["copy"]
         lines += [f"Copy baseline: {copy['GB/s']:.0f} GB/s (bytes read + written, N = {copy['n']:,}).", ""]
-    for title, key in (("Fastfood kernels", "fastfood"), ("Hadamard transform", "hadamard"), ("Training step", "train")):
+    sections = (("Fastfood kernels", "fastfood"), ("Hadamard transform", "hadamard"), ("Training step", "train"))
+    for title, key in sections:
         if report.get(key):
             lines += [f"## {title}", "", *markdown_table(report[key]), ""]
     return "\n".join(lines)
@@ -361,7 +363,8 @@ def main(argv=None) -> int:
 
     reason = unavailable_reason(device)
     if reason is not None:
-        print(f"bench_kernels: {reason}. Run it on a CUDA machine, or with TRITON_INTERPRET=1 --smoke.", file=sys.stderr)
+        print(f"bench_kernels: {reason}. Run it on a CUDA machine, or with TRITON_INTERPRET=1 --smoke.",
+              file=sys.stderr)
         return 2
     if device.type != "cuda" and not args.smoke:
         print("bench_kernels: no GPU here; only --smoke runs on CPU (it measures nothing meaningful).", file=sys.stderr)

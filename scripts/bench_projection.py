@@ -4,9 +4,10 @@
 
 Every configuration runs in a fresh subprocess, so that peak memory is its own. Peak memory
 is the largest resident-set growth seen while one more forward + backward runs (sampled every
-millisecond from /proc, with glibc set to return freed blocks ≥ 64 KiB at once), and time is the median wall time of forward + backward. Both are
-printed as ratios to a ``torch.clone`` of D float32 numbers measured the same way in the same
-run. The parameter layout is that of all-MiniLM-L6-v2, built on the meta device (no weights).
+millisecond from /proc, with glibc set to return freed blocks ≥ 64 KiB at once), and time is
+the median wall time of forward + backward. Both are printed as ratios to a ``torch.clone`` of
+D float32 numbers measured the same way in the same run. The parameter layout is that of
+all-MiniLM-L6-v2, built on the meta device (no weights).
 """
 
 from __future__ import annotations

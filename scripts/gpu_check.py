@@ -103,12 +103,14 @@ def bert_base_segment_sizes() -> list[int]:
 
 def parse_pytest_counts(output: str) -> dict[str, int]:
     """{"passed": n, "failed": n, …} from pytest's final summary line (empty if there is none)."""
-    summaries = [line for line in output.splitlines() if re.search(r"\b(passed|failed|error|errors|skipped|deselected)\b", line)
-                 and re.search(r"\bin [\d.]+s\b", line)]
+    outcome = r"\b(passed|failed|error|errors|skipped|deselected)\b"
+    timed = r"\bin [\d.]+s\b"
+    summaries = [line for line in output.splitlines() if re.search(outcome, line) and re.search(timed, line)]
     if not summaries:
         return {}
     counts = {}
-    for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)", summaries[-1]):
+    counted = r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)"
+    for number, word in re.findall(counted, summaries[-1]):
         counts[word.rstrip("s") if word in ("errors", "warnings") else word] = int(number)
     return counts
 
@@ -285,7 +287,8 @@ def scale_rows(name: str, sizes: list[int], d: int, device) -> list[dict]:
     rows = []
     with torch.no_grad():
         for op, call in cases.items():
-            measured = attempt(functools.partial(compare, functools.partial(call, fast), functools.partial(call, reference)))
+            measured = attempt(functools.partial(compare, functools.partial(call, fast),
+                                                 functools.partial(call, reference)))
             row = judged({"layout": name, "segments": len(sizes), "D": sum(sizes), "d": d, "op": op, **measured},
                          "rel_error", TOLERANCE[torch.float32], warned_fallback_ok=True)
             rows.append(row)
@@ -390,10 +393,12 @@ def write_summary(report: dict, output: Path) -> None:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="block sizes 2^10 and 2^15 only, d = 1000 only, 5 bench repeats")
+    parser.add_argument("--quick", action="store_true",
+                        help="block sizes 2^10 and 2^15 only, d = 1000 only, 5 bench repeats")
     parser.add_argument("--skip-tests", action="store_true", help="skip stage 2 (pytest)")
     parser.add_argument("--skip-bench", action="store_true", help="skip stage 5 (bench_kernels.py)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"summary path without suffix (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help=f"summary path without suffix (default {DEFAULT_OUTPUT})")
     args = parser.parse_args(argv)
     args.probe_log_blocks = [10, 15] if args.quick else list(range(10, 16))
     args.scale_dims = [1000] if args.quick else [1000, 4000]
@@ -406,7 +411,8 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not torch.cuda.is_available():
-        print("gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False here); nothing was run.", file=sys.stderr)
+        print("gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False here); nothing was run.",
+              file=sys.stderr)
         return 2
     cleared = {name: os.environ.pop(name) for name in CLEARED_ENV_VARS if name in os.environ}
     if cleared:

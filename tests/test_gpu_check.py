@@ -154,7 +154,8 @@ def test_a_stage_that_raises_is_recorded_and_the_summary_written(gpu_check, tmp_
     gpu_check.run_stage("scale", lambda args, device: {"ok": False, "max_rel_error": 0.5}, args, None, report)
     gpu_check.run_stage("environment", lambda args, device: {"torch": "x"}, args, None, report)
     written = json.loads((tmp_path / "summary.json").read_text())
-    assert written["stages"]["probes"]["status"] == "ERROR" and "ValueError: boom" in written["stages"]["probes"]["error"]
+    probes = written["stages"]["probes"]
+    assert probes["status"] == "ERROR" and "ValueError: boom" in probes["error"]
     assert written["stages"]["scale"]["status"] == "FAILED" and "ok" not in written["stages"]["scale"]
     assert written["stages"]["environment"]["status"] == "passed"
     assert "## probes: ERROR" in (tmp_path / "summary.md").read_text()
@@ -164,7 +165,8 @@ def test_run_streaming_returns_the_output_and_stops_at_the_timeout(gpu_check, ca
     returncode, output, timed_out = gpu_check.run_streaming([sys.executable, "-c", "print('hello')"], timeout=60)
     assert (returncode, output, timed_out) == (0, "hello\n", False)
     assert "  hello" in capsys.readouterr().out
-    returncode, _, timed_out = gpu_check.run_streaming([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    returncode, _, timed_out = gpu_check.run_streaming(sleeper, timeout=0.5)
     assert timed_out and returncode != 0
 
 

@@ -38,7 +38,8 @@ def test_correlations_against_numpy_and_ties():
     # Spearman is Pearson of ranks; monotone transforms do not change it.
     assert metrics.spearman(x, y) == pytest.approx(metrics.spearman(np.exp(x), y ** 3))
     # Ties get their average rank.
-    assert metrics.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
+    average_ranks = [1, 2.5, 2.5, 4]
+    assert metrics.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef(average_ranks, [1, 2, 3, 4])[0, 1])
     assert metrics.pearson([2, 2, 2], [1, 2, 3]) == 0.0
 
 

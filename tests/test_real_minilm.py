@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from intrinsic import SubspaceWrapper
-
 from intrinsic.tasks import load_task
 
 D_SUBSPACE = 1000
@@ -18,7 +17,7 @@ def mrpc_batch(shared):
     tokenizer = AutoTokenizer.from_pretrained(shared / "models" / "paraphrase-MiniLM-L3-v2")
     train, _ = load_task("mrpc", data_dir=shared / "data" / "glue", max_train_samples=256)
     assert len(train) == 256
-    first, second = zip(*train.texts)
+    first, second = zip(*train.texts, strict=True)
     encoded = tokenizer(list(first), list(second), truncation=True, max_length=64, padding=True,
                         return_tensors="pt")
     return dict(encoded), torch.tensor(train.labels)

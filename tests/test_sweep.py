@@ -163,7 +163,7 @@ def test_redrawing_the_same_results_writes_the_same_bytes(tmp_path):
     results = [synthetic("a", 0, 1_000, 512, 512), synthetic("b", 10, 100_000, 128, 256)]
     first = save_figure(curves(results), tmp_path / "one")
     second = save_figure(curves(results), tmp_path / "two")
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes()
     assert b"<dc:date>" not in first[1].read_bytes()
 
