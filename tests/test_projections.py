@@ -128,9 +128,31 @@ def test_fastfood_state_is_linear_in_D_not_D_times_d():
     assert P.state_nbytes() < 8 * 101_000
 
 
-def test_dense_state_is_constant():
-    P = make_projection("dense", 500, [2_000_000])
-    assert P.state_nbytes() < 16 * 3
+def test_dense_never_holds_more_than_one_chunk_of_P(monkeypatch):
+    import intrinsic.projections.dense as dense
+
+    D, d = 200_000, 100
+    P = make_projection("dense", d, [D])
+    drawn = []
+    original = dense.DenseProjection.chunk_matrix
+
+    def spy(self, index, start, stop, dtype):
+        block = original(self, index, start, stop, dtype)
+        drawn.append((start, stop, block.numel()))
+        return block
+
+    monkeypatch.setattr(dense.DenseProjection, "chunk_matrix", spy)
+    P.matvec(torch.ones(d))
+    P.rmatvec(torch.ones(D))
+    # Each call redraws P chunk by chunk: the chunks tile the D rows once per call, none holds
+    # more than 2^22 entries, and nothing is kept between calls.
+    rows = [(start, stop) for start, stop, _ in drawn]
+    assert len(rows) > 1 and rows[: len(rows) // 2] == rows[len(rows) // 2:]
+    tiling = rows[: len(rows) // 2]
+    assert tiling[0][0] == 0 and tiling[-1][1] == D
+    assert [start for start, _ in tiling[1:]] == [stop for _, stop in tiling[:-1]]
+    assert max(numel for *_, numel in drawn) <= dense.CHUNK_ELEMENTS
+    assert P.state_nbytes() == 0
 
 
 def test_sparse_density_and_storage():
@@ -169,18 +191,25 @@ def test_wrong_input_shape_is_rejected():
         P(torch.zeros(9))
 
 
-@pytest.mark.parametrize("layout", ["stacked", "per_tensor"])
+# Only the stacked layout has groups of several blocks to split: per_tensor gives each tensor
+# one block of its own, which no chunk size divides.
 @pytest.mark.parametrize("normalization", ["per_tensor", "global"])
-def test_fastfood_chunked_work_gives_the_same_numbers(monkeypatch, layout, normalization):
+def test_fastfood_chunked_work_gives_the_same_numbers(monkeypatch, normalization):
     import intrinsic.projections.fastfood as fastfood
 
-    P = FastfoodProjection(24, ODD_SEGMENTS, seed=4, layout=layout, normalization=normalization)
+    P = FastfoodProjection(24, ODD_SEGMENTS, seed=4, layout="stacked", normalization=normalization, backend="torch")
     x, g = torch.randn(24, dtype=torch.float64), torch.randn(P.D, dtype=torch.float64)
     whole = P.matvec(x), P.rmatvec(g)
     monkeypatch.setattr(fastfood, "WORK_CHUNK_ELEMENTS", 64)  # 2 blocks of 32 per chunk
-    assert len(list(P._chunks(P.groups[0]))) > 1 or layout == "per_tensor"
-    torch.testing.assert_close(P.matvec(x), whole[0])
-    torch.testing.assert_close(P.rmatvec(g), whole[1])
+    chunks = list(P._chunks(P.groups[0]))
+    assert len(chunks) == -(-P.groups[0].count // 2) > 1
+    assert [start for _, _, start, _ in chunks[1:]] == [stop for _, _, _, stop in chunks[:-1]]
+    assert chunks[0][2] == 0 and chunks[-1][3] == P.D
+    # Applied in chunks, and with the random state drawn in chunks too.
+    Q = FastfoodProjection(24, ODD_SEGMENTS, seed=4, layout="stacked", normalization=normalization, backend="torch")
+    for projection in (P, Q):
+        torch.testing.assert_close(projection.matvec(x), whole[0])
+        torch.testing.assert_close(projection.rmatvec(g), whole[1])
 
 
 def test_sparse_chunked_transpose_gives_the_same_numbers(monkeypatch):
