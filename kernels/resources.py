@@ -10,9 +10,10 @@ with the ``cuobjdump`` that ships beside ptxas:
 * ``spill_instructions``: local-memory loads and stores (``LDL``/``STL``) in the SASS;
 * ``shared_bytes``: Triton's shared-memory allocation, against the target's per-block limit;
 * ``instructions_per_element``: SASS instructions (NOPs excluded) over the entries each thread
-  owns. Every loop but the rarely-taken segment-boundary walk is unrolled at compile time, so
-  the static count is the executed count of a block with no boundary inside (the boundary walk
-  is counted once, an overestimate); for the transpose it is one loop iteration.
+  owns. The forward over whole single-segment blocks has no loop left after unrolling, so its
+  static count is its executed count (a skipped block executes a few); the fix-up variant's
+  segment walk is counted once (per segment starting inside the block, it runs once more); for
+  the transpose the count is one iteration of its block loop.
 
 **The instruction budget.** The fused float32 forward reads θ₀ and writes θ (8 bytes per entry).
 An H100 SXM streams 3.35 TB/s, 4.2·10¹¹ entries/s; its 132 SMs issue 4 warp instructions per
@@ -43,11 +44,11 @@ _TRITON_DTYPE = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "
 class Variant:
     """One compiled form of a kernel: its signature types, constexprs and launch width."""
 
-    kernel: str  # "hadamard_rows", "fastfood_forward" or "fastfood_transpose"
+    kernel: str  # "hadamard_rows", "fastfood_norms", "fastfood_forward" or "fastfood_transpose"
     log_block: int
     dtype: torch.dtype  # the compute dtype
     io_dtype: torch.dtype  # of the output and θ₀ (forward) or of g (transpose)
-    branch: str  # the constexpr branch: "plain", "with θ₀" or "with λ dots"
+    branch: str  # the constexpr branch: "plain", "with θ₀", "with θ₀, fix-up", "plain, fix-up" or "with λ dots"
     constexprs: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -87,9 +88,13 @@ def variants(dtypes=(torch.float32, torch.float64), io_dtypes=(torch.bfloat16, t
             found.append(Variant("hadamard_rows", log_l, dtype, dtype, "plain"))
         top = FASTFOOD_MAX[dtype]
         for log_l in range(top + 1):
+            if dtype == torch.float32:  # the norms are float32 for every compute dtype
+                found.append(Variant("fastfood_norms", log_l, dtype, dtype, "plain"))
             found.append(Variant("fastfood_forward", log_l, dtype, dtype, "with θ₀"))
+            found.append(Variant("fastfood_forward", log_l, dtype, dtype, "with θ₀, fix-up"))
             found.append(Variant("fastfood_transpose", log_l, dtype, dtype, "with λ dots"))
         found.append(Variant("fastfood_forward", top, dtype, dtype, "plain"))
+        found.append(Variant("fastfood_forward", top, dtype, dtype, "plain, fix-up"))
         found.append(Variant("fastfood_transpose", top, dtype, dtype, "plain"))
         for io in io_dtypes:
             found.append(Variant("fastfood_forward", top, dtype, io, "with θ₀"))
@@ -109,16 +114,21 @@ def _source(variant: Variant):
         signature = dict(x_ptr=f"*{t}", y_ptr=f"*{t}", inner="i32", outer_stride="i32", inner_stride="i32",
                          elem_stride="i32", LOG_L="constexpr")
         return ASTSource(hadamard._hadamard_rows_kernel, signature, constexprs={"LOG_L": variant.log_block}), options
-    constexprs = dict(LOG_L=variant.log_block, SEARCH_STEPS=fastfood.search_steps(200))
+    constexprs = dict(LOG_L=variant.log_block)
+    if variant.kernel == "fastfood_norms":
+        signature = dict(norms_ptr="*fp32", streams_ptr="*i32", LOG_L="constexpr")
+        return ASTSource(fastfood._block_norms_kernel, signature, constexprs=constexprs), options
     if variant.kernel == "fastfood_forward":
         kernel, types = fastfood._forward_kernel, dict(u_ptr=f"*{t}", out_ptr=f"*{io}", base_ptr=f"*{io}")
-        constexprs["HAS_BASE"] = variant.branch == "with θ₀"
+        constexprs["HAS_BASE"] = variant.branch.startswith("with θ₀")
+        constexprs["FIXUP"] = variant.branch.endswith("fix-up")
+        options = fastfood.fastfood_launch_options(1 << variant.log_block, variant.dtype)
     else:
         kernel = fastfood._transpose_kernel
         types = dict(grad_ptr=f"*{io}", partial_ptr=f"*{t}", slots_ptr=f"*{t}", u_ptr=f"*{t}")
         constexprs["WANT_DOT"] = variant.branch == "with λ dots"
-    types.update(starts_ptr="*i64", scales_ptr=f"*{t}", origins_ptr="*i64", row_begin="i64", row_end="i64",
-                 group_offset="i64", first_block="i32", seed_key="i32", n_segments="i32", n_blocks="i32",
+    types.update(starts_ptr="*i64", scales_ptr=f"*{t}", origins_ptr="*i64", segments_ptr="*i32", norms_ptr="*fp32",
+                 streams_ptr="*i32", fixups_ptr="*i32", block_begin="i32", row_begin="i64", row_end="i64", group_offset="i64", n_blocks="i32",
                  n_programs="i32", **{name: "constexpr" for name in constexprs})
     signature = {name: types[name] for name in kernel.arg_names}  # a KeyError names a new argument
     return ASTSource(kernel, signature, constexprs=constexprs), options

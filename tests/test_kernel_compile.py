@@ -21,9 +21,9 @@ pytest.importorskip("triton")
 from intrinsic.kernels.resources import FUSED_FORWARD_BUDGET, TARGETS, variants  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kernel_resources.py"
-# Where the fused float32 forward stands today (≈ 120–140 on sm_80/sm_90): a regression guard.
-# The budget derived in intrinsic/kernels/resources.py is FUSED_FORWARD_BUDGET; see the xfail below.
-FUSED_FORWARD_CEILING = 150
+# The fix-up launch (blocks with a tensor boundary or a partial end, ≈ 65–90 instructions per
+# entry from 2^8 up) is a small share of the blocks; a regression guard, not the budget.
+FIX_UP_CEILING = 100
 
 pytestmark = pytest.mark.slow
 
@@ -56,20 +56,20 @@ def test_no_variant_spills_registers(rows):
     assert not spilling, spilling
 
 
-def _fused_float32_forward(rows):
+def _fused_float32_forward(rows, branch="with θ₀"):
     chosen = [row for row in rows if row["variant"].startswith("fastfood_forward")
-              and " fp32 with θ₀" in row["variant"] and int(row["variant"].split("2^")[1].split()[0]) >= 8]
+              and row["variant"].endswith(f" fp32 {branch}") and int(row["variant"].split("2^")[1].split()[0]) >= 8]
     assert chosen
     return chosen
 
 
-def test_fused_forward_instructions_stay_under_the_regression_ceiling(rows):
-    worst = max(_fused_float32_forward(rows), key=lambda row: row["instructions_per_element"])
-    assert worst["instructions_per_element"] <= FUSED_FORWARD_CEILING, worst
-
-
-@pytest.mark.xfail(strict=True, reason="the fused forward executes ≈ 120–140 instructions per entry; "
-                                       f"the bandwidth budget is {FUSED_FORWARD_BUDGET}")
 def test_fused_forward_instructions_meet_the_bandwidth_budget(rows):
+    # The launch over whole single-segment blocks: every block but the few holding a tensor
+    # boundary or the last row.
     worst = max(_fused_float32_forward(rows), key=lambda row: row["instructions_per_element"])
     assert worst["instructions_per_element"] <= FUSED_FORWARD_BUDGET, worst
+
+
+def test_fix_up_blocks_stay_under_the_regression_ceiling(rows):
+    worst = max(_fused_float32_forward(rows, "with θ₀, fix-up"), key=lambda row: row["instructions_per_element"])
+    assert worst["instructions_per_element"] <= FIX_UP_CEILING, worst

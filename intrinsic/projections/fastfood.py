@@ -92,10 +92,10 @@ class FastfoodProjection(Projection):
         self._segment_ranges = [
             (bounds[i], bounds[i + 1], (L / self.normalizer(i)) ** 0.5) for i, L in enumerate(block_sizes)
         ]
-        self._seed_key = fastfood_random.seed_key(seed)
         self._kernel_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._origins_cache: tuple | None = None
         self._slot_bounds: dict[tuple[torch.device, int], torch.Tensor] = {}
+        self._block_tables: dict[tuple[torch.device, int], tuple] = {}
         # An empty buffer that follows .to()/.cuda(), so the lazily drawn state knows its device.
         self.register_buffer("_placement", torch.empty(0), persistent=False)
 
@@ -237,9 +237,20 @@ class FastfoodProjection(Projection):
 
     def _kernel_args(self, group: BlockGroup, scales: torch.Tensor) -> dict:
         """Kernel arguments for all rows of ``group``, segment i scaled by ``scales[i]``."""
-        return dict(seed_key=self._seed_key, block_size=group.block_size, first_block=group.first_block,
+        return dict(tables=self._group_tables(group, scales.device), block_size=group.block_size,
                     group_offset=group.offset, row_begin=group.offset, row_end=group.offset + group.length,
                     segment_starts=self._tables(scales.device)[0], segment_scales=scales)
+
+    def _group_tables(self, group: BlockGroup, device: torch.device):
+        """``block_tables`` of ``group`` on ``device`` (computed once: one norm launch)."""
+        key = (device, group.first_block)
+        if key not in self._block_tables:
+            from ..kernels.fastfood import block_tables
+
+            self._block_tables[key] = block_tables(
+                seed=self.seed, block_size=group.block_size, first_block=group.first_block, group_offset=group.offset,
+                group_rows=group.length, segment_starts=self._tables(device)[0])
+        return self._block_tables[key]
 
     def _segment_slots(self, group: BlockGroup, device: torch.device) -> torch.Tensor:
         """``segment_slot_bounds`` of ``group``'s transpose launch on ``device`` (computed once)."""

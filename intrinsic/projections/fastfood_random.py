@@ -7,7 +7,7 @@ against. The hash constants below are the only copy: the kernel imports them. Al
 on unsigned 32-bit integers (held in int64 tensors here; only the low 32 bits are kept, which is
 exact because the low bits of a sum or product do not depend on overflow).
 
-Scheme ``counter32-v2`` (:data:`SCHEME`). With S = :func:`seed_key` (seed), for entry j:
+Scheme ``counter32-v3`` (:data:`SCHEME`). With S = :func:`seed_key` (seed), for entry j:
 
 * sign:      B_j = +1 if mix(S ⊕ mix(j + SIGN_SALT)) is even else −1. One B for all blocks: the
              blocks stay independent given B (each has its own G_b and Π_b), and H B θ_d is then
@@ -16,18 +16,22 @@ Scheme ``counter32-v2`` (:data:`SCHEME`). With S = :func:`seed_key` (seed), for 
 and for block ``b`` (numbered across the whole projection) of size L = 2^k and its entry j:
 
 * key:       K_b = mix(S ⊕ mix(b + BLOCK_SALT))
-* one hash:  h_j = mix(K_b ⊕ (j · ENTRY_MULTIPLIER mod 2^32))
-* Gaussian:  G_j = √(−2 ln u1) · cos(2π u2)  (Box–Muller, float32) with
-             u1 = (2^16 − ⌊h_j / 2^16⌋) / 2^16 ∈ (0, 1]                          (bits 16–31)
-             u2 = (h_j mod 2^16) / 2^16 ∈ [0, 1)                                 (bits 0–15)
-  so |G_j| ≤ √(32 ln 2) ≈ 4.71: the tail beyond it has probability 2.5·10⁻⁶.
+* one hash per pair of entries:  h_k = mix(K_b ⊕ (k · ENTRY_MULTIPLIER mod 2^32))
+* Gaussians: both Box–Muller outputs of h_k (float32),
+             G_2k = R_k cos(2π u2),  G_2k+1 = R_k sin(2π u2),  R_k = √(−2 ln u1),  with
+             u1 = (2^16 − ⌊h_k / 2^16⌋) / 2^16 ∈ (0, 1]                          (bits 16–31)
+             u2 = (h_k mod 2^16) / 2^16 ∈ [0, 1)                                 (bits 0–15)
+  (a block of one entry keeps G_0 = R_0 cos(2π u2)). The two outputs of one draw are
+  independent standard normals, so every G_j is N(0, 1) and the entries are independent up to
+  the 16-bit grid; |G_j| ≤ √(32 ln 2) ≈ 4.71: the tail beyond it has probability 2.5·10⁻⁶.
 * permutation π: two rounds of  x ↦ x' ⊕ (x' ≫ s),  x' = (a_r x + c_r) mod 2^k,  s = ⌈k/2⌉,
   on k-bit integers with a_r odd. Both steps are bijections of [0, 2^k) (the xor-shift with
   2s ≥ k is its own inverse), so π is one; π⁻¹ undoes the rounds in reverse with a_r⁻¹ mod 2^32
   (Newton's iteration). Round constants: a_r = mix(P_b + 2r) | 1, c_r = mix(P_b + 2r + 1),
   P_b = mix(K_b ⊕ PERMUTATION_SALT).
 
-A shared B, one hash per entry and a two-round bijection keep the GPU kernel's instructions per output
+A shared B, one hash and one logarithm per two entries, and a two-round bijection whose constants
+are computed once per block (:func:`stream_table`) keep the GPU kernel's instructions per output
 entry within its memory time (see ``intrinsic.kernels.resources``). ``mix`` is Chris Wellons'
 ``lowbias32`` integer finaliser.
 """
@@ -38,7 +42,7 @@ import math
 
 import torch
 
-SCHEME = "counter32-v2"  # recorded in every Fastfood config: which random numbers a seed means
+SCHEME = "counter32-v3"  # recorded in every Fastfood config: which random numbers a seed means
 MASK32 = 0xFFFFFFFF
 MIX_SHIFT_1, MIX_MULTIPLIER_1, MIX_SHIFT_2, MIX_MULTIPLIER_2, MIX_SHIFT_3 = 16, 0x7FEB352D, 15, 0x846CA68B, 16
 SEED_SALT = 0x9E3779B9
@@ -76,24 +80,36 @@ def signs(seed: int, L: int) -> torch.Tensor:
     return (1 - 2 * (mix32(seed_key(seed) ^ mix32(j + SIGN_SALT)) & 1)).to(torch.int8)
 
 
-def entry_hashes(keys: torch.Tensor, L: int) -> torch.Tensor:
-    """h_j of every entry of each block: int64 values < 2^32, shape (count, L)."""
-    j = torch.arange(L, dtype=torch.int64)
-    return mix32(keys[:, None] ^ ((j * ENTRY_MULTIPLIER) & MASK32))
+def pair_hashes(keys: torch.Tensor, pairs: int) -> torch.Tensor:
+    """h_k, k < ``pairs``, of each block: int64 values < 2^32, shape (count, pairs)."""
+    k = torch.arange(pairs, dtype=torch.int64)
+    return mix32(keys[:, None] ^ ((k * ENTRY_MULTIPLIER) & MASK32))
 
 
 def gaussians(keys: torch.Tensor, L: int) -> torch.Tensor:
     """G of each block (float32, not normalised): shape (count, L)."""
-    h = entry_hashes(keys, L)
+    h = pair_hashes(keys, max(L // 2, 1))
     u1 = (65536 - (h >> 16)).to(torch.float32) * 2.0**-16
     u2 = (h & 0xFFFF).to(torch.float32) * 2.0**-16
-    return torch.sqrt((-2.0 * math.log(2.0)) * torch.log2(u1)) * torch.cos((2 * math.pi) * u2)
+    radius = torch.sqrt((-2.0 * math.log(2.0)) * torch.log2(u1))
+    angle = (2 * math.pi) * u2
+    pairs = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=2)
+    return pairs.reshape(len(keys), -1)[:, :L]
 
 
 def round_constants(keys: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """[(a_r, c_r)] of each block's permutation rounds, each of shape (count,)."""
     p = mix32(keys ^ PERMUTATION_SALT)
     return [(mix32(p + 2 * r) | 1, mix32(p + 2 * r + 1)) for r in range(ROUNDS)]
+
+
+def stream_table(seed: int, first_block: int, count: int) -> torch.Tensor:
+    """Each block's constants as one row (int64 values < 2^32), shape (count, 1 + 3·ROUNDS):
+    K_b, then a_r, c_r of each round, then a_r⁻¹ mod 2^32 of each round."""
+    keys = block_keys(seed, first_block, count)
+    rounds = round_constants(keys)
+    columns = [keys, *(v for a, c in rounds for v in (a, c)), *(inverse_mod_2_32(a) for a, _ in rounds)]
+    return torch.stack(columns, dim=1)
 
 
 def inverse_mod_2_32(a):
