@@ -5,7 +5,7 @@ matrix (entries ±1, ``H_n @ H_n = n·I``, symmetric), n = ``x.shape[-1]`` a pow
 
 Backends, tried in this order unless one is forced:
 
-* ``"triton"``: our kernel (``kernels/hadamard.py``, ``intrinsic.kernels``), for CUDA tensors
+* ``"triton"``: our kernel (``intrinsic/kernels/hadamard.py``), for CUDA tensors
   when triton imports; one program per row of ≤ 2^15 entries, longer rows as H_a ⊗ H_b. On CPU
   it is usable only when forced, under Triton's interpreter (``TRITON_INTERPRET=1``);
 * ``"fast_hadamard_transform"``: Tri Dao's CUDA kernel, used for CUDA tensors when the

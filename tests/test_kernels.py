@@ -1,4 +1,4 @@
-"""The Triton kernels in kernels/, run on the CPU interpreter (TRITON_INTERPRET=1, set in conftest).
+"""The Triton kernels in intrinsic/kernels/, run on the CPU interpreter (TRITON_INTERPRET=1, set in conftest).
 
 They must compute exactly what the PyTorch reference computes: the same integers (permutations,
 bit for bit), Gaussians to float32 rounding, the same Hadamard transform, and a

@@ -22,7 +22,7 @@ Random state: every sign, Gaussian and permutation entry is a counter-based hash
 block, index) (``fastfood_random``), so no backend has to store it. Two backends compute the
 same P (option ``backend`` or ``$INTRINSIC_FASTFOOD_BACKEND``):
 
-* ``"triton"``: the one-pass kernels in ``kernels/`` (``intrinsic.kernels.fastfood``), which
+* ``"triton"``: the one-pass kernels in ``intrinsic/kernels/fastfood.py``, which
   regenerate G_b and Π_b in registers: O(L) memory beyond the output (the signs). Chosen by
   ``"auto"`` for CUDA tensors when Triton has what the kernels use, every block is within the
   kernel's cap for the dtype (``max_block_size``: 2^12 in float32, 2^11 in float64), and a first
