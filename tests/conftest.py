@@ -67,6 +67,13 @@ def token_batch(vocab: int = 99, batch: int = 3, length: int = 11):
     return torch.randint(5, vocab, (batch, length), generator=g)
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that uses the shared data folder, directly or through a fixture, is marked shared_data."""
+    for item in items:
+        if "shared" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)
+
+
 @pytest.fixture(scope="session")
 def shared():
     """The shared data folder; CI must have it, elsewhere its absence skips real-data tests."""

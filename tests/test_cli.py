@@ -92,6 +92,7 @@ def test_the_same_folders_spelt_relatively_reuse_the_stored_runs(tiny_model_dir,
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
 
 
+@pytest.mark.slow
 def test_kill_minus_9_loses_at_most_the_run_in_flight(tiny_model_dir, shared, tmp_path):
     store_path = tmp_path / "runs.jsonl"
     args = base_args(tiny_model_dir, shared, tmp_path, "--dims", *[str(d) for d in range(10, 130, 10)],

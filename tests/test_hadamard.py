@@ -25,6 +25,7 @@ def test_involution_at_large_size():
     torch.testing.assert_close(hadamard_transform(hadamard_transform(x)), 2**20 * x)
 
 
+@pytest.mark.slow
 def test_delta_at_2_pow_27_gives_a_row_of_h():
     n, j = 2**27, 0b101100111000011110000011111
     x = torch.zeros(n)

@@ -3,10 +3,13 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "intrinsic_dimension_study.ipynb"
+
+pytestmark = pytest.mark.slow  # trains the notebook's models: minutes
 
 
 def test_research_notebook_runs_and_draws(tmp_path, monkeypatch, shared):

@@ -6,6 +6,8 @@ import torch
 from intrinsic import SubspaceWrapper
 from intrinsic.tasks import load_task
 
+pytestmark = pytest.mark.slow  # trains the real MiniLM: a minute or more per case
+
 D_SUBSPACE = 1000
 STEPS = 12
 
