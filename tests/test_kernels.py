@@ -19,11 +19,13 @@ pytest.importorskip("triton")
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from intrinsic import hadamard_transform  # noqa: E402
+from intrinsic import (
+    hadamard_transform,  # noqa: E402
+    kernels,  # noqa: E402
+)
 from intrinsic.hadamard import available_backends, sylvester_matrix  # noqa: E402
-from intrinsic.kernels import interpreting  # noqa: E402
-from intrinsic import kernels  # noqa: E402
 from intrinsic.kernels import fastfood as fastfood_kernels  # noqa: E402
+from intrinsic.kernels import interpreting  # noqa: E402
 from intrinsic.kernels.fastfood import (  # noqa: E402
     SEGMENT_SENTINEL,
     _gaussians,
@@ -227,10 +229,11 @@ def test_an_unusable_kernel_backend_warns_once_and_falls_back(monkeypatch):
 def test_blocks_larger_than_the_kernel_cap_of_their_dtype_fall_back_to_torch(dtype):
     fastfood_module._warn_once.cache_clear()
     cap = fastfood_kernels.max_block_size(dtype)
-    assert FastfoodProjection(cap, [3 * cap], backend="triton").resolve_backend(torch.ones(1, dtype=dtype, device=DEVICE)) == "triton"
+    x = torch.ones(1, dtype=dtype, device=DEVICE)
+    assert FastfoodProjection(cap, [3 * cap], backend="triton").resolve_backend(x) == "triton"
     P = FastfoodProjection(cap + 1, [3 * cap], backend="triton")
     with pytest.warns(RuntimeWarning, match="exceed the kernel"):
-        assert P.resolve_backend(torch.ones(1, dtype=dtype, device=DEVICE)) == "torch"
+        assert P.resolve_backend(x) == "torch"
 
 
 def test_unknown_backend_is_a_clear_error(monkeypatch):
@@ -258,11 +261,11 @@ def test_fused_update_equals_the_generic_one_with_gradients(layout):
         scales = torch.linspace(0.5, 2, len(shapes), dtype=torch.float64, device=DEVICE)
         theta.requires_grad_(), scales.requires_grad_()
         outs = P.add_to(theta, bases, scales)
-        loss = sum((o * w).sum() + o.square().sum() for o, w in zip(outs, weights))
+        loss = sum((o * w).sum() + o.square().sum() for o, w in zip(outs, weights, strict=True))
         loss.backward()
         results[name] = (torch.cat([o.flatten() for o in outs]), theta.grad, scales.grad)
         assert [o.shape for o in outs] == [b.shape for b in bases]
-    for got, expected in zip(results["kernel"], results["torch"]):
+    for got, expected in zip(results["kernel"], results["torch"], strict=True):
         assert relative_error(got, expected) < 1e-6
 
 
@@ -274,7 +277,7 @@ def test_fused_update_passes_gradcheck_and_keeps_the_base_dtype():
     weights = [torch.randn(n, dtype=torch.float64, device=DEVICE) for n in (5, 30, 1, 7)]
 
     def loss(t, s):  # a scalar: one backward per gradcheck evaluation keeps the interpreter fast
-        return sum((o * w).sum() + o.square().sum() for o, w in zip(P.add_to(t, bases, s), weights))
+        return sum((o * w).sum() + o.square().sum() for o, w in zip(P.add_to(t, bases, s), weights, strict=True))
 
     assert torch.autograd.gradcheck(loss, (theta, scales))
     half = [b.to(torch.bfloat16) for b in bases]
@@ -336,7 +339,7 @@ def test_a_kernel_that_fails_at_launch_in_the_backward_still_gives_the_gradients
         else:
             sum(o.square().sum() for o in outs).backward()
         grads[backend] = (theta.grad, scales.grad)
-    for got, expected in zip(grads["triton"], grads["torch"]):
+    for got, expected in zip(grads["triton"], grads["torch"], strict=True):
         assert relative_error(got, expected) < 1e-6  # the forward ran on the kernel: float32 Gaussians
 
 
@@ -369,7 +372,8 @@ def test_a_bert_base_shaped_training_step_launches_at_most_ten_kernels(monkeypat
     steps = []
     for _ in range(2):
         launches.clear()
-        loss = wrapper(input_ids=token_batch(vocab=99, length=8).to(DEVICE), labels=torch.tensor([0, 1, 1], device=DEVICE)).loss
+        labels = torch.tensor([0, 1, 1], device=DEVICE)
+        loss = wrapper(input_ids=token_batch(vocab=99, length=8).to(DEVICE), labels=labels).loss
         loss.backward()
         steps.append(list(launches))
     # The per-block tables once; then per step the forward over whole single-segment blocks, its

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-
 import torch
 import triton
 import triton.language as tl
@@ -213,7 +212,8 @@ def _forward_kernel(u_ptr, out_ptr, base_ptr, starts_ptr, scales_ptr, origins_pt
         valid = (j >= lo) & (j < hi)
         if HAS_BASE:
             mine = valid & (j < (tl.minimum(boundary, block_row + L) - block_row).to(tl.int32))
-            y += tl.load(base_ptr + (tl.load(origins_ptr + seg) + block_row) + j, mask=mine, other=0.0).to(z.dtype)
+            theta_0 = tl.load(base_ptr + (tl.load(origins_ptr + seg) + block_row) + j, mask=mine, other=0.0)
+            y += theta_0.to(z.dtype)
         seg += 1
         while boundary < block_row + hi:  # the segments that start inside this block: redo their entries
             after = tl.load(starts_ptr + seg + 1)
@@ -221,7 +221,8 @@ def _forward_kernel(u_ptr, out_ptr, base_ptr, starts_ptr, scales_ptr, origins_pt
             mine = mine & (j < (tl.minimum(after, block_row + L) - block_row).to(tl.int32))
             redo = z * (tl.load(scales_ptr + seg) * norm).to(z.dtype)
             if HAS_BASE:
-                redo += tl.load(base_ptr + (tl.load(origins_ptr + seg) + block_row) + j, mask=mine, other=0.0).to(z.dtype)
+                theta_0 = tl.load(base_ptr + (tl.load(origins_ptr + seg) + block_row) + j, mask=mine, other=0.0)
+                redo += theta_0.to(z.dtype)
             y = tl.where(mine, redo, y)
             seg += 1
             boundary = after
@@ -237,8 +238,9 @@ def _transpose_kernel(grad_ptr, partial_ptr, slots_ptr, u_ptr, starts_ptr, scale
                       streams_ptr, block_begin, row_begin, row_end, group_offset, n_blocks, n_programs,
                       LOG_L: tl.constexpr, WANT_DOT: tl.constexpr):
     # Σ_b Π_bᵀ G_b H (scale ⊙ g_b) over rows [row_begin, row_end) (g[r − row_begin]), program p
-    # taking blocks block_begin + p, block_begin + p + n_programs, … of the launch's n_blocks. With WANT_DOT, slot b + i of
-    # ``slots`` gets Σ g_r z_r over the rows of block b in segment i, z the unscaled forward output
+    # taking blocks block_begin + p, block_begin + p + n_programs, … of the launch's n_blocks. With
+    # WANT_DOT, slot b + i of ``slots`` gets Σ g_r z_r over the rows of block b in segment i, z the
+    # unscaled forward output
     # recomputed here from u.
     L: tl.constexpr = 1 << LOG_L
     pid = tl.program_id(0)
@@ -462,8 +464,8 @@ def _check_compute(dtype: torch.dtype, block_size: int) -> None:
 
 def _check_tables(tables: BlockTables, block_size: int, group_offset: int, row_end: int) -> None:
     needed = (row_end - 1 - group_offset) // block_size + 1
-    if (tables.segments.dtype != torch.int32 or tables.norms.dtype != torch.float32 or tables.streams.dtype != torch.int32
-            or min(len(tables.segments), len(tables.norms), len(tables.streams)) < needed):
+    dtypes = (tables.segments.dtype, tables.norms.dtype, tables.streams.dtype)
+    if dtypes != (torch.int32, torch.float32, torch.int32) or min(map(len, tables[:3])) < needed:
         raise ValueError(f"tables must describe ≥ {needed} blocks: pass block_tables(...) of the group")
 
 
@@ -483,7 +485,7 @@ def segment_slot_bounds(starts: list[int], block_size: int, group_offset: int, r
     first = (row_begin - group_offset) // block_size
     ends = [*starts[1:], row_end]
     lower, upper = [], []
-    for i, (start, end) in enumerate(zip(starts, ends)):
+    for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
         start, end = max(start, row_begin), min(end, row_end)
         if start >= end:
             lower.append(0)

@@ -128,7 +128,8 @@ def _source(variant: Variant):
         types = dict(grad_ptr=f"*{io}", partial_ptr=f"*{t}", slots_ptr=f"*{t}", u_ptr=f"*{t}")
         constexprs["WANT_DOT"] = variant.branch == "with λ dots"
     types.update(starts_ptr="*i64", scales_ptr=f"*{t}", origins_ptr="*i64", segments_ptr="*i32", norms_ptr="*fp32",
-                 streams_ptr="*i32", fixups_ptr="*i32", block_begin="i32", row_begin="i64", row_end="i64", group_offset="i64", n_blocks="i32",
+                 streams_ptr="*i32", fixups_ptr="*i32", block_begin="i32", row_begin="i64", row_end="i64",
+                 group_offset="i64", n_blocks="i32",
                  n_programs="i32", **{name: "constexpr" for name in constexprs})
     signature = {name: types[name] for name in kernel.arg_names}  # a KeyError names a new argument
     return ASTSource(kernel, signature, constexprs=constexprs), options
@@ -176,5 +177,6 @@ def table(rows: list[Resources]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.variant} | {r.target} | {r.num_warps} | {r.registers} | {r.spill_instructions} | "
-                     f"{r.shared_bytes:,} ({r.shared_limit:,}) | {r.instructions:,} | {r.instructions_per_element:.1f} |")
+                     f"{r.shared_bytes:,} ({r.shared_limit:,}) | {r.instructions:,} | "
+                     f"{r.instructions_per_element:.1f} |")
     return "\n".join(lines)

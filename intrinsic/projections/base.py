@@ -79,7 +79,7 @@ class Projection(nn.Module):
         Each result has its base's shape and dtype."""
         update = self(theta_d)
         tensors = []
-        for i, (base, delta) in enumerate(zip(bases, update.split(self.segment_sizes))):
+        for i, (base, delta) in enumerate(zip(bases, update.split(self.segment_sizes), strict=True)):
             delta = delta.view(base.shape)
             if scales is not None:
                 delta = delta * scales[i]

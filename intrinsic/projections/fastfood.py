@@ -3,7 +3,8 @@
 One block of size L (a power of two) maps x ∈ R^L to V x, with B a random ±1 diagonal, H the
 unnormalised Walsh–Hadamard matrix, Π a random permutation ((Πv)_k = v_{π(k)}) and G a
 Gaussian diagonal. B is shared by the blocks (each block keeps its own G_b and Π_b, so blocks
-are independent given B), which lets every backend compute H B θ_d once per product. Every column of H G Π H B has norm exactly √(L·ΣG²), so G is stored divided
+are independent given B), which lets every backend compute H B θ_d once per product. Every column
+of H G Π H B has norm exactly √(L·ΣG²), so G is stored divided
 by that: each block has unit-norm columns, and every entry has expected square 1/L. Entries of
 segment i are then multiplied by √(L/N_i) (N_i per the normalisation, see ``base``).
 
@@ -123,7 +124,8 @@ class FastfoodProjection(Projection):
             L = group.block_size
             per_chunk = max(1, WORK_CHUNK_ELEMENTS // L)
             for first in range(0, group.count, per_chunk):
-                keys = fastfood_random.block_keys(self.seed, group.first_block + first, min(per_chunk, group.count - first))
+                count = min(per_chunk, group.count - first)
+                keys = fastfood_random.block_keys(self.seed, group.first_block + first, count)
                 perm = fastfood_random.permutation(keys, L)
                 perms.append(perm.to(torch.int16 if L <= 2**15 else torch.int32))
                 g = fastfood_random.gaussians(keys, L)
@@ -192,7 +194,8 @@ class FastfoodProjection(Projection):
 
         The kernel is used only where it can run: CUDA (or the interpreter), a Triton with the
         features it needs, float32/float64, blocks within the kernel's cap for that dtype, and a
-        first launch per (device, block size, dtype) that ran and agreed with PyTorch. Anything else warns once and computes with PyTorch.
+        first launch per (device, block size, dtype) that ran and agreed with PyTorch. Anything else
+        warns once and computes with PyTorch.
         """
         requested = self.backend if self.backend != "auto" else os.environ.get(BACKEND_ENV_VAR, "auto")
         if requested not in BACKENDS:
@@ -215,7 +218,7 @@ class FastfoodProjection(Projection):
             return "torch"
         for block_size in sorted({g.block_size for g in self.groups}):
             case = _kernel_case(x.device, block_size, x.dtype)
-            if not kernels.usable(case, lambda: _probe_kernel(x.device, block_size, x.dtype)):
+            if not kernels.usable(case, lambda size=block_size: _probe_kernel(x.device, size, x.dtype)):
                 return "torch"
         return "triton"
 
@@ -259,7 +262,8 @@ class FastfoodProjection(Projection):
             from ..kernels.fastfood import segment_slot_bounds
 
             starts = [start for start, _, _ in self._segment_ranges]
-            bounds = segment_slot_bounds(starts, group.block_size, group.offset, group.offset, group.offset + group.length)
+            end = group.offset + group.length
+            bounds = segment_slot_bounds(starts, group.block_size, group.offset, group.offset, end)
             self._slot_bounds[key] = bounds.to(device)
         return self._slot_bounds[key]
 
@@ -276,7 +280,8 @@ class FastfoodProjection(Projection):
             if any(distance % size for distance in distances):
                 return None
             starts = [start for start, _, _ in self._segment_ranges]
-            origins = torch.tensor([distance // size - start for distance, start in zip(distances, starts)])
+            pairs = zip(distances, starts, strict=True)
+            origins = torch.tensor([distance // size - start for distance, start in pairs])
             self._origins_cache = (key, origins.to(first.device))
         return self._origins_cache[1]
 
@@ -293,7 +298,7 @@ class FastfoodProjection(Projection):
         if origins is not None:
             flat = self._on_kernel(theta_d, lambda: _FusedFastfoodUpdate.apply(theta_d, scales, self, origins, *bases))
             if flat is not None:
-                return [t.view(b.shape) for t, b in zip(flat.split(self.segment_sizes), bases)]
+                return [t.view(b.shape) for t, b in zip(flat.split(self.segment_sizes), bases, strict=True)]
         return super().add_to(theta_d, bases, scales)
 
     def matvec(self, theta_d: torch.Tensor) -> torch.Tensor:
@@ -324,7 +329,8 @@ class FastfoodProjection(Projection):
         out = theta_d.new_empty(self.D)
         norm = self._tables(theta_d.device)[1]
         for group in self.groups:
-            fastfood_forward(self._shared_input(theta_d, group.block_size), out[group.offset : group.offset + group.length],
+            rows = out[group.offset : group.offset + group.length]
+            fastfood_forward(self._shared_input(theta_d, group.block_size), rows,
                              **self._kernel_args(group, norm))
         return out
 
@@ -427,7 +433,7 @@ def _fused_forward(projection: FastfoodProjection, shared_inputs, combined, base
     from ..kernels.fastfood import fastfood_forward
 
     out = torch.empty(projection.D, dtype=bases[0].dtype, device=bases[0].device)
-    for u, group in zip(shared_inputs, projection.groups):
+    for u, group in zip(shared_inputs, projection.groups, strict=True):
         fastfood_forward(u, out[group.offset : group.offset + group.length],
                          base=bases[0], base_origins=origins, **projection._kernel_args(group, combined))
     return out
@@ -441,8 +447,9 @@ def _torch_backward(projection: FastfoodProjection, grad, combined, theta_d, wan
     grad_theta = projection._rmatvec_torch(grad * scale_rows)
     if not want_scales:
         return grad_theta
+    norms = projection._tables(grad.device)[1].to(theta_d.dtype)
     z = projection._matvec_torch(theta_d) / torch.repeat_interleave(
-        projection._tables(grad.device)[1].to(theta_d.dtype), torch.tensor(projection.segment_sizes, device=grad.device))
+        norms, torch.tensor(projection.segment_sizes, device=grad.device))
     dots = torch.stack([part.double().sum() for part in (grad * z).split(projection.segment_sizes)])
     return grad_theta, dots
 
@@ -466,7 +473,8 @@ def _probe_kernel(device: torch.device, block_size: int, dtype: torch.dtype) -> 
     shared_inputs = [P._shared_input(theta, block_size)]
     fused = _fused_forward(P, shared_inputs, norm * lam, bases, P._base_origins(bases))
     pt_g, dots = P._rmatvec_kernel(grad, norm * lam, shared_inputs)
-    expected_fused = torch.cat(bases) + torch.repeat_interleave(lam, torch.tensor(sizes, device=device)) * P._matvec_torch(theta)
+    rows_lam = torch.repeat_interleave(lam, torch.tensor(sizes, device=device))
+    expected_fused = torch.cat(bases) + rows_lam * P._matvec_torch(theta)
     expected_pt_g, expected_dots = _torch_backward(P, grad, norm * lam, theta, True)
     for name, got, expected in (("forward", fused, expected_fused), ("transpose", pt_g, expected_pt_g),
                                 ("segment dots", dots, expected_dots)):
