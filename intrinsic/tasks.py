@@ -109,10 +109,16 @@ def get_task(name: str) -> Task:
 
 @dataclass
 class Split:
-    """Examples of one split: ``texts[i]`` is a tuple of 1 or 2 strings, ``labels[i]`` an id or score."""
+    """Examples of one split: ``texts[i]`` is a tuple of 1 or 2 strings, ``labels[i]`` an id or score.
+
+    ``cache`` holds what other modules compute from these examples (``training.tokenize`` keeps
+    the token ids per tokenizer and ``max_length``), so the runs of one measurement, which share
+    its splits, tokenise once. The examples must not change once the split is in use.
+    """
 
     texts: list[tuple[str, ...]]
     labels: list
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)

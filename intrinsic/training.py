@@ -66,11 +66,19 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def tokenize(tokenizer, split: Split, max_length: int) -> list[dict]:
-    """Token ids per example, unpadded (batches are padded to their longest member)."""
-    columns = list(zip(*split.texts))
-    encoded = tokenizer(*[list(c) for c in columns], truncation=True, max_length=max_length)
-    keys = list(encoded.keys())
-    return [{k: encoded[k][i] for k in keys} for i in range(len(split))]
+    """Token ids per example, unpadded (batches are padded to their longest member).
+
+    Computed once per (split, tokenizer, ``max_length``) and kept in ``split.cache``; every
+    caller gets the same list, which nobody modifies (``collate`` copies what it pads).
+    """
+    key = ("tokenize", id(tokenizer), max_length)
+    kept = split.cache.get(key)
+    if kept is None or kept[0] is not tokenizer:  # the tokenizer itself guards against a reused id
+        columns = list(zip(*split.texts))
+        encoded = tokenizer(*[list(c) for c in columns], truncation=True, max_length=max_length)
+        keys = list(encoded.keys())
+        kept = split.cache[key] = (tokenizer, [{k: encoded[k][i] for k in keys} for i in range(len(split))])
+    return kept[1]
 
 
 def collate(tokenizer, features: list[dict], labels: list, regression: bool) -> dict:
