@@ -27,6 +27,7 @@ from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .store import ResultStore
 from .tasks import Task, get_task, load_task
 from .training import RunResult, TrainConfig, train_and_evaluate
+from .wrapper import ProjectionCache
 
 if TYPE_CHECKING:
     from .measure import MeasureConfig
@@ -57,6 +58,7 @@ class Runner:
         self.data_dir = None if config.data_dir is None else str(Path(config.data_dir).expanduser().resolve())
         self.warned_stale = False  # one warning per model when its folder changed since stored runs
         self._sizes: dict | None = None  # D, num_tensors, info: read from the first model loaded
+        self.projections = ProjectionCache(len(config.seeds))  # a (d, seed)'s runs at every lr share one
 
     # ------------------------------------------------------------------ the model and its sizes
     def load_model(self, seed: int) -> torch.nn.Module:
@@ -147,7 +149,7 @@ class Runner:
         if subspace is not None:
             from .wrapper import SubspaceWrapper
 
-            model = SubspaceWrapper(model, config=subspace)
+            model = SubspaceWrapper(model, config=subspace, projections=self.projections)
         label = "full fine-tuning" if d is None else f"d={d} lr={lr:g}"
         result = self.train_fn(model, self.task, self.tokenizer, self.train, self.dev, self.train_config(lr, seed),
                                device=self.config.device, progress=self.progress,

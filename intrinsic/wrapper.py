@@ -5,15 +5,19 @@ Every parameter tensor θ_i of the wrapped model is frozen and, on each call, re
     DID:  θ_i = θ₀,i + (P θ_d)_i
     SAID: θ_i = θ₀,i + λ_i · (P θ_d)_i
 
-through ``torch.func.functional_call``: the model's own tensors are θ₀ (no copy is kept) and
-the effective tensors exist only for the duration of a forward/backward pass. θ_d starts at 0
-and λ at 1, so the wrapped model computes exactly what the original computes until trained.
+through ``torch.func.functional_call``: the model's own tensors are θ₀ (no copy is kept). With
+autograd on, the effective tensors exist only for the duration of a forward/backward pass;
+without it (evaluation), they are projected once and reused by every batch until θ_d, λ or θ₀
+changes. θ_d starts at 0 and λ at 1, so the wrapped model computes exactly what the original
+computes until trained.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,6 +32,40 @@ WEIGHTS_FILE = "subspace_weights.safetensors"
 FORMAT_VERSION = 1
 
 
+class ProjectionCache:
+    """The projections of one measurement, kept so that its runs draw each one once.
+
+    A projection is a function of its configuration alone (kind, d, segment sizes, seed and
+    options), so wrappers of the same configuration can share one: the runs of one d and seed
+    at several learning rates then draw its random state once, and compute exactly what fresh
+    projections compute. Holds the ``capacity`` most recently used; each keeps its random state
+    (``Projection.state_nbytes()``: up to 6 bytes per model parameter), so give the number of
+    projections that alternate (one per seed) and drop the cache with the measurement.
+    """
+
+    def __init__(self, capacity: int = 1):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._kept: OrderedDict[tuple, Projection] = OrderedDict()
+
+    def get(self, key: tuple, build: Callable[[], Projection]) -> Projection:
+        """The projection kept under ``key``, else ``build()``, kept."""
+        if key in self._kept:
+            self._kept.move_to_end(key)
+        else:
+            self._kept[key] = build()
+            while len(self._kept) > self.capacity:
+                self._kept.popitem(last=False)
+        return self._kept[key]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
 class SubspaceWrapper(nn.Module):
     """Wrap ``model`` so that only d numbers are trainable.
 
@@ -38,6 +76,8 @@ class SubspaceWrapper(nn.Module):
             wrapper in both DID and SAID mode.
         projection, said, seed, **options: see :class:`SubspaceConfig`.
         config: a ready ``SubspaceConfig`` instead of the arguments above.
+        projections: a :class:`ProjectionCache` shared by the wrappers of one measurement, so
+            that wrappers with the same subspace reuse one projection and its random state.
 
     Calling the wrapper calls ``model`` with θ = θ₀ + P θ_d (same arguments, same outputs).
     Train with ``torch.optim.AdamW(wrapper.trainable_parameters(), lr=...)``.
@@ -52,6 +92,7 @@ class SubspaceWrapper(nn.Module):
         seed: int = 0,
         *,
         config: SubspaceConfig | None = None,
+        projections: ProjectionCache | None = None,
         **options,
     ):
         super().__init__()
@@ -83,12 +124,17 @@ class SubspaceWrapper(nn.Module):
         device = named[0][1].device
         # θ_d is float32 (float64 for a float64 model) whatever the model's dtype, bf16 included.
         dtype = torch.float64 if named[0][1].dtype == torch.float64 else torch.float32
-        self.projection: Projection = make_projection(
-            config.projection, d_theta, sizes, seed=config.seed, **config.projection_options()
-        ).to(device)
+        kind, seed, settings = config.projection, config.seed, config.projection_options()
+
+        def build() -> Projection:
+            return make_projection(kind, d_theta, sizes, seed=seed, **settings)
+
+        key = (kind, d_theta, tuple(sizes), seed, tuple(sorted(settings.items())))
+        self.projection: Projection = (build() if projections is None else projections.get(key, build)).to(device)
         self.theta_d = nn.Parameter(torch.zeros(d_theta, device=device, dtype=dtype))
         self.said_scales = nn.Parameter(torch.ones(m, device=device, dtype=dtype)) if config.said else None
         self._merged = False
+        self._kept: tuple | None = None  # (inputs, their versions, θ): see _parameters_without_grad
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -126,7 +172,32 @@ class SubspaceWrapper(nn.Module):
     def forward(self, *args, **kwargs):
         if self._merged:
             raise RuntimeError("this wrapper was merged into its model; call the model directly")
-        return functional_call(self.model, self.effective_parameters(), args, kwargs)
+        if torch.is_grad_enabled():
+            self._kept = None
+            parameters = self.effective_parameters()
+        else:
+            parameters = self._parameters_without_grad()
+        return functional_call(self.model, parameters, args, kwargs)
+
+    def _parameters_without_grad(self) -> dict[str, torch.Tensor]:
+        """θ for a forward without autograd, projected once and kept while its inputs are unchanged.
+
+        The inputs are θ_d, λ and θ₀: the same tensor objects at the same in-place version
+        (``optimizer.step()`` and any in-place write bump it), so evaluating many batches
+        projects once and gives exactly what projecting per batch gives. The kept θ (one copy of
+        the model's parameters) is dropped by ``train()``/``eval()`` and by a forward with grad.
+        """
+        inputs = [t for t in (self.theta_d, self.said_scales, *self.model.parameters()) if t is not None]
+        versions = [t._version for t in inputs]
+        kept = self._kept
+        if kept is None or len(kept[0]) != len(inputs) or kept[1] != versions or \
+                any(a is not b for a, b in zip(kept[0], inputs)):
+            kept = self._kept = (inputs, versions, self.effective_parameters())
+        return kept[2]
+
+    def train(self, mode: bool = True) -> SubspaceWrapper:
+        self._kept = None
+        return super().train(mode)
 
     # ------------------------------------------------------------- save/load
     def parameter_fingerprint(self) -> str:
