@@ -24,7 +24,7 @@ def bench():
 
 
 @pytest.mark.slow
-@pytest.mark.gpu
+@pytest.mark.kernels
 @needs_kernels
 def test_bench_kernels_smoke_writes_every_section(bench, tmp_path):
     assert bench.main(["--smoke", "--output", str(tmp_path / "report")]) == 0
@@ -40,7 +40,7 @@ def test_bench_kernels_smoke_writes_every_section(bench, tmp_path):
     assert "# Kernel benchmark on" in (tmp_path / "report.md").read_text()
 
 
-@pytest.mark.gpu
+@pytest.mark.kernels
 @needs_kernels
 def test_a_run_stopped_part_way_keeps_the_sections_that_finished(bench, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):

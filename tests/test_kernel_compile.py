@@ -25,7 +25,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kernel_resources.py"
 # entry from 2^8 up) is a small share of the blocks; a regression guard, not the budget.
 FIX_UP_CEILING = 100
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernels]
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ from .conftest import tiny_bert_classifier, token_batch  # noqa: E402
 from .test_projections import ODD_SEGMENTS  # noqa: E402
 
 pytestmark = [
+    pytest.mark.kernels,
     pytest.mark.skipif(not (torch.cuda.is_available() or interpreting()), reason="needs a GPU or TRITON_INTERPRET=1"),
     # Under the interpreter, arithmetic on memory a kernel should not have read (out of a tensor's
     # bounds) tends to show up as NumPy's invalid-value warning: make it fail the test.
