@@ -246,7 +246,7 @@ def _load_from_hub(task: Task) -> tuple[Split, Split]:
 
     def split(name):
         part = dataset[name]
-        texts = list(zip(*(part[c] for c in task.text_columns)))
+        texts = list(zip(*(part[c] for c in task.text_columns), strict=True))
         return Split(texts, [task.label_id(v) for v in part[task.label_column]])
 
     return split("train"), split(task.hf_dev_split)

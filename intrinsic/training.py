@@ -74,7 +74,7 @@ def tokenize(tokenizer, split: Split, max_length: int) -> list[dict]:
     key = ("tokenize", id(tokenizer), max_length)
     kept = split.cache.get(key)
     if kept is None or kept[0] is not tokenizer:  # the tokenizer itself guards against a reused id
-        columns = list(zip(*split.texts))
+        columns = list(zip(*split.texts, strict=True))
         encoded = tokenizer(*[list(c) for c in columns], truncation=True, max_length=max_length)
         keys = list(encoded.keys())
         kept = split.cache[key] = (tokenizer, [{k: encoded[k][i] for k in keys} for i in range(len(split))])

@@ -167,7 +167,7 @@ class SubspaceWrapper(nn.Module):
         model_params = dict(self.model.named_parameters())
         bases = [model_params[name] for name in self.parameter_names]
         tensors = self.projection.add_to(self.theta_d, bases, self.said_scales)
-        return dict(zip(self.parameter_names, tensors))
+        return dict(zip(self.parameter_names, tensors, strict=True))
 
     def forward(self, *args, **kwargs):
         if self._merged:
@@ -191,7 +191,7 @@ class SubspaceWrapper(nn.Module):
         versions = [t._version for t in inputs]
         kept = self._kept
         if kept is None or len(kept[0]) != len(inputs) or kept[1] != versions or \
-                any(a is not b for a, b in zip(kept[0], inputs)):
+                any(a is not b for a, b in zip(kept[0], inputs, strict=True)):
             kept = self._kept = (inputs, versions, self.effective_parameters())
         return kept[2]
 

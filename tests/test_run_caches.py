@@ -14,12 +14,12 @@ import torch
 from torch.func import functional_call
 
 from intrinsic import measure_d90
+from intrinsic import wrapper as wrapper_module
 from intrinsic.config import SubspaceConfig
 from intrinsic.models import load_classifier, load_tokenizer
+from intrinsic.projections import make_projection
 from intrinsic.tasks import get_task, load_task
 from intrinsic.training import TrainConfig, collate, tokenize, train_and_evaluate
-from intrinsic import wrapper as wrapper_module
-from intrinsic.projections import make_projection
 from intrinsic.wrapper import ProjectionCache, SubspaceWrapper
 
 WORDS = ["good", "bad", "film", "fine", "dull", "a", "very", "not", "plot", "fun"]
@@ -67,7 +67,8 @@ def test_a_measurement_with_its_caches_gives_bit_identical_runs(folders, tmp_pat
     model_dir, glue = folders
     store = tmp_path / "runs.jsonl"
     built = []  # the projections drawn: one per (d, seed), shared by both learning rates
-    monkeypatch.setattr(wrapper_module, "make_projection", lambda *a, **k: built.append(a[:2]) or make_projection(*a, **k))
+    counted = lambda *args, **kwargs: built.append(args[:2]) or make_projection(*args, **kwargs)  # noqa: E731
+    monkeypatch.setattr(wrapper_module, "make_projection", counted)
     measure_d90(model=str(model_dir), task="sst2", data_dir=str(glue), dims=[40, 300], lrs=[3e-2, 1e-1],
                 seeds=[0, 1], full_lr=1e-3, epochs=2, batch_size=8, max_length=16, results=store, progress=False)
     stored = [json.loads(line) for line in store.read_text().splitlines()]
@@ -87,7 +88,8 @@ def test_tokenize_once_per_split_tokenizer_and_length(folders):
     train, _ = load_task("sst2", glue)
     first = tokenize(tokenizer, train, 16)
     assert tokenize(tokenizer, train, 16) is first
-    assert tokenize(tokenizer, train, 3) is not first and all(len(f["input_ids"]) <= 3 for f in tokenize(tokenizer, train, 3))
+    short = tokenize(tokenizer, train, 3)
+    assert short is not first and all(len(f["input_ids"]) <= 3 for f in short)
     other = load_tokenizer(str(model_dir))
     assert tokenize(other, train, 16) is not first and tokenize(other, train, 16) == first
     again, _ = load_task("sst2", glue)  # another split object: its own cache
@@ -110,14 +112,17 @@ def test_training_leaves_the_kept_token_ids_as_they_were(folders):
 def test_wrappers_of_one_configuration_share_one_projection(folders):
     model_dir, _ = folders
     cache = ProjectionCache(capacity=2)
-    load = lambda: load_classifier(str(model_dir), 2)  # noqa: E731
-    first = SubspaceWrapper(load(), config=SubspaceConfig(d=40, seed=0), projections=cache)
-    assert SubspaceWrapper(load(), config=SubspaceConfig(d=40, seed=0), projections=cache).projection is first.projection
-    other_seed = SubspaceWrapper(load(), config=SubspaceConfig(d=40, seed=1), projections=cache)
-    other_d = SubspaceWrapper(load(), config=SubspaceConfig(d=41, seed=0), projections=cache)
+
+    def wrap(d, seed):
+        return SubspaceWrapper(load_classifier(str(model_dir), 2), config=SubspaceConfig(d=d, seed=seed),
+                               projections=cache)
+
+    first = wrap(40, 0)
+    assert wrap(40, 0).projection is first.projection
+    other_seed, other_d = wrap(40, 1), wrap(41, 0)
     assert len({id(w.projection) for w in (first, other_seed, other_d)}) == 3
     assert len(cache) == 2  # the least recently used (d=40, seed 0) went
-    assert SubspaceWrapper(load(), config=SubspaceConfig(d=40, seed=0), projections=cache).projection is not first.projection
+    assert wrap(40, 0).projection is not first.projection
     with pytest.raises(ValueError, match="capacity"):
         ProjectionCache(capacity=0)
 
@@ -131,7 +136,8 @@ def test_a_shared_projection_trains_exactly_as_a_fresh_one(folders):
 
     def run(projections):
         torch.manual_seed(0)
-        wrapper = SubspaceWrapper(load_classifier(str(model_dir), 2), config=SubspaceConfig(d=64), projections=projections)
+        model = load_classifier(str(model_dir), 2)
+        wrapper = SubspaceWrapper(model, config=SubspaceConfig(d=64), projections=projections)
         return train_and_evaluate(wrapper, task, tokenizer, train, dev, config, device="cpu", progress=False).to_dict()
 
     fresh = run(None)
@@ -162,7 +168,7 @@ def test_evaluation_projects_once_and_follows_every_update(folders):
         outputs = [wrapper(**batch).logits for batch in batches]
     assert len(calls) == 1
     calls.clear()
-    assert all(torch.equal(out, reference(batch)) for out, batch in zip(outputs, batches))
+    assert all(torch.equal(out, reference(batch)) for out, batch in zip(outputs, batches, strict=True))
 
     with torch.no_grad():
         wrapper.theta_d.mul_(0.5)  # an in-place update, as optimizer.step() makes
