@@ -1,4 +1,9 @@
-"""Where the real data and models of the development checkout live (tests, benchmarks, demo)."""
+"""Where the local data folder lives: real models and GLUE data for the demo, tests and scripts.
+
+Only ``intrinsic.demo`` imports this module from the library; everything else takes explicit
+paths or hub IDs. The folder's layout is that of the development checkout's ``../shared``
+(``models/<name>/`` Hugging Face folders, ``data/glue/<TASK>/`` in GLUE's download layout).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,16 @@ SHARED_ENV_VAR = "INTRINSIC_SHARED_DIR"
 
 
 def shared_dir() -> Path:
-    """``$INTRINSIC_SHARED_DIR``, else ``../shared`` beside the project root."""
+    """``$INTRINSIC_SHARED_DIR``; else ``../shared`` beside the project root when this package runs
+    from a source checkout (a ``pyproject.toml`` next to the package folder); else ``../shared``
+    from the working directory. The folder need not exist."""
     override = os.environ.get(SHARED_ENV_VAR)
     if override:
         return Path(override).expanduser().resolve()
-    return (Path(__file__).resolve().parents[1].parent / "shared").resolve()
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return (root.parent / "shared").resolve()
+    return (Path.cwd().parent / "shared").resolve()
 
 
 def shared_path(*parts: str) -> Path:
