@@ -54,7 +54,8 @@ def cli_flag(f: Field) -> str:
     return f.metadata["flag"] or "--" + f.name.replace("_", "-")
 
 
-FLAGS = {f.name: cli_flag(f) for f in fields(MeasureConfig)} | {"models": "--model", "results": "--results"}
+FLAGS = {f.name: cli_flag(f) for f in fields(MeasureConfig)} | {
+    "models": "--model", "model": "--model", "results": "--results"}
 
 
 def _required(f: Field) -> bool:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
+
 _STEP_PATTERN = re.compile(r"(?:^|[-_/])(?:step|checkpoint|ckpt)[-_]?(\d+)$")
 _GENERIC_NAMES = {"model", "final", "latest", "best", "hf", "huggingface"}
 
@@ -33,14 +35,15 @@ class ModelSpec:
     revision: str | None = None
 
     @classmethod
-    def parse(cls, spec: str) -> "ModelSpec":
+    def parse(cls, spec: str) -> ModelSpec:
         if not spec or not spec.strip():
-            raise ValueError("--model is empty: give a hub ID (roberta-base) or a local folder")
+            raise ConfigError("model", "is empty: give a hub ID (roberta-base) or a local folder")
         if Path(spec).expanduser().exists() or "@" not in spec:
             return cls(spec)
         name, _, revision = spec.rpartition("@")
         if not name or not revision:
-            raise ValueError(f"--model {spec!r}: write a revision as NAME@REVISION, e.g. EleutherAI/pythia-70m@step3000")
+            raise ConfigError("model", f"{spec!r}: write a revision as NAME@REVISION, "
+                                       "e.g. EleutherAI/pythia-70m@step3000")
         return cls(name, revision)
 
     @property
@@ -128,7 +131,8 @@ def weights_fingerprint(spec: str) -> str | None:
     if not model.is_local:
         return None
     folder = Path(model.name).expanduser()
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix in _WEIGHT_SUFFIXES))
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and (p.name == "config.json" or p.suffix in _WEIGHT_SUFFIXES))
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0")
@@ -141,7 +145,8 @@ def weights_fingerprint(spec: str) -> str | None:
 def parameter_counts(model: torch.nn.Module) -> dict:
     """``params`` (all) and ``non_embedding_params`` (all but ``nn.Embedding`` tables, as in Kaplan et al.)."""
     total = sum(p.numel() for p in model.parameters())
-    embedding = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters(recurse=False))
+    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    embedding = sum(p.numel() for m in embeddings for p in m.parameters(recurse=False))
     return {"params": total, "non_embedding_params": total - embedding}
 
 

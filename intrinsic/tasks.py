@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import metrics as metric_functions
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -182,10 +183,8 @@ def _read_glue_folder(task: Task, data_dir: Path) -> tuple[Split, Split]:
         raise ValueError(f"task {task.name!r} has no GLUE folder layout")
     folder = data_dir / task.glue.folder
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"{folder} not found: --data-dir must hold GLUE's task folders ({task.glue.folder}/train.tsv, …), "
-            "as written by GLUE's download script"
-        )
+        raise ConfigError("data_dir", f"must hold GLUE's task folders ({task.glue.folder}/train.tsv, …), as written "
+                                      f"by GLUE's download script: {folder} not found")
     return _read_glue_tsv(task, folder / "train.tsv"), _read_glue_tsv(task, folder / task.glue.dev_file)
 
 

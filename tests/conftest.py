@@ -62,6 +62,21 @@ def tiny_mlp(dtype=torch.float32):
     return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).to(dtype)
 
 
+def save_tiny_bert_folder(folder, words, **config):
+    """Save a loadable model folder: a WordPiece tokenizer over ``words`` and a 1-layer BERT
+    classifier (hidden size 16, seeded); ``config`` overrides BertConfig fields."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    torch.manual_seed(0)
+    settings = dict(vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=32, max_position_embeddings=32) | config
+    BertForSequenceClassification(BertConfig(**settings)).save_pretrained(folder)
+    return folder
+
+
 def token_batch(vocab: int = 99, batch: int = 3, length: int = 11):
     g = torch.Generator().manual_seed(1)
     return torch.randint(5, vocab, (batch, length), generator=g)

@@ -117,7 +117,7 @@ def test_kill_minus_9_loses_at_most_the_run_in_flight(tiny_model_dir, shared, tm
     assert after[: len(before)] == before  # finished runs were kept, not redone
 
 
-@pytest.mark.parametrize("case", ["unknown task", "unknown model", "missing data folder", "d <= 0",
+@pytest.mark.parametrize("case", ["unknown task", "unknown model", "model revision", "missing data folder", "d <= 0",
                                   "unwritable output", "malformed tsv", "figure format"])
 def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared, tmp_path, capfd):
     data_dir = shared / "data" / "glue"
@@ -127,6 +127,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared,
     expected = {
         "unknown task": "unknown task 'mrcp'",
         "unknown model": "cannot load model",
+        "model revision": "--model 'roberta-base@': write a revision as NAME@REVISION",
         "missing data folder": "--data-dir must hold GLUE's task folders",
         "d <= 0": "--dims must be positive integers",
         "unwritable output": "cannot write --output",
@@ -137,6 +138,8 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(case, tiny_model_dir, shared,
         args["--task"] = "mrcp"
     elif case == "unknown model":
         args["--model"] = str(tmp_path / "no-such-model")
+    elif case == "model revision":
+        args["--model"] = "roberta-base@"
     elif case == "missing data folder":
         args["--data-dir"] = str(tmp_path / "no-glue")
     elif case == "d <= 0":

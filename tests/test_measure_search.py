@@ -9,11 +9,12 @@ d are tried and both d90s are known exactly.
 import math
 
 import pytest
-import torch
 
 from intrinsic import measure_d90
 from intrinsic.store import ResultStore
 from intrinsic.training import RunResult
+
+from .conftest import save_tiny_bert_folder
 
 WORDS = ["good", "bad", "film", "fine", "dull", "a", "very"]
 TRAIN = [("a good film", 1), ("very good", 1), ("a fine film", 1), ("fine", 1), ("a bad film", 0), ("dull", 0)]
@@ -44,17 +45,7 @@ class KnownCurve:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert_folder(tmp_path_factory.mktemp("tiny-bert"), WORDS)
 
 
 @pytest.fixture(scope="module")

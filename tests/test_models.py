@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from intrinsic.errors import ConfigError
 from intrinsic.models import ModelSpec, parameter_counts, pretraining_step
 from tests.conftest import tiny_bert_classifier
 
@@ -30,8 +31,9 @@ def test_stores_name_hub_ids_as_written_and_folders_by_absolute_path(tmp_path, m
 
 @pytest.mark.parametrize("spec", ["", "  ", "roberta-base@", "@main"])
 def test_malformed_specs_name_the_fix(spec):
-    with pytest.raises(ValueError, match="--model"):
+    with pytest.raises(ConfigError, match=r"^model .*(hub ID|NAME@REVISION)") as caught:
         ModelSpec.parse(spec)
+    assert caught.value.argument == "model"  # measure-did prints it as --model
 
 
 def test_checkpoint_folders_are_labelled_with_their_run(tmp_path):

@@ -22,6 +22,8 @@ from intrinsic.tasks import get_task, load_task
 from intrinsic.training import TrainConfig, collate, tokenize, train_and_evaluate
 from intrinsic.wrapper import ProjectionCache, SubspaceWrapper
 
+from .conftest import save_tiny_bert_folder
+
 WORDS = ["good", "bad", "film", "fine", "dull", "a", "very", "not", "plot", "fun"]
 TRAIN = [("a good film", 1), ("very good", 1), ("a fine film", 1), ("fine fun", 1), ("a bad film", 0),
          ("dull", 0), ("not good", 0), ("a dull plot", 0), ("very fun film", 1), ("bad plot", 0)] * 4
@@ -31,16 +33,7 @@ DEV = [("a good plot", 1), ("a dull film", 0), ("very bad", 0), ("fun", 1), ("no
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """(model folder with tokenizer, GLUE folder with SST-2)."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    model = tmp_path_factory.mktemp("tiny-bert")
-    vocab = model / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(model)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.1)
-    BertForSequenceClassification(config).save_pretrained(model)
+    model = save_tiny_bert_folder(tmp_path_factory.mktemp("tiny-bert"), WORDS, hidden_dropout_prob=0.1)
     glue = tmp_path_factory.mktemp("glue")
     (glue / "SST-2").mkdir()
     for name, rows in (("train", TRAIN), ("dev", DEV)):

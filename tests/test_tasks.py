@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from intrinsic.errors import ConfigError
 from intrinsic.tasks import TASKS, chance_scores, custom_task, get_task, load_task
 
 GLUE_NAMES = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
@@ -58,7 +59,7 @@ def test_malformed_tsv_names_the_line(tmp_path):
 
 
 def test_missing_data_folder_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--data-dir must hold GLUE's task folders"):
+    with pytest.raises(ConfigError, match="data_dir must hold GLUE's task folders"):
         load_task("mrpc", data_dir=tmp_path)
 
 
@@ -98,7 +99,8 @@ def test_custom_task_in_each_format(tmp_path, fmt):
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         else:
             sep = "," if fmt == "csv" else "\t"
-            path.write_text(f"text{sep}y\n" + "".join(f'"{r["text"]}"{sep}{r["y"]}\n' if fmt == "csv" else f'{r["text"]}{sep}{r["y"]}\n' for r in rows))
+            quote = '"' if fmt == "csv" else ""
+            path.write_text(f"text{sep}y\n" + "".join(f'{quote}{r["text"]}{quote}{sep}{r["y"]}\n' for r in rows))
     task = custom_task(tmp_path / f"train.{fmt}", tmp_path / f"dev.{fmt}", ["text"], "y")
     assert task.label_names == ("neg", "pos")
     train, dev = load_task(task)

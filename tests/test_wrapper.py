@@ -76,7 +76,8 @@ def test_tied_weights_are_counted_once_and_stay_tied():
     effective = wrapper.effective_parameters()
     ids = token_batch()
     # Input embedding and output projection both see the one updated tensor.
-    hidden = functional_call(model.transformer, {k.removeprefix("transformer."): v for k, v in effective.items() if k.startswith("transformer.")}, (ids,)).last_hidden_state
+    inner = {k.removeprefix("transformer."): v for k, v in effective.items() if k.startswith("transformer.")}
+    hidden = functional_call(model.transformer, inner, (ids,)).last_hidden_state
     torch.testing.assert_close(logits(wrapper, ids), hidden @ effective["transformer.wte.weight"].T)
 
 
@@ -90,7 +91,7 @@ def test_gradcheck_through_the_whole_wrapper_float64(said):
     inputs = tuple(getattr(wrapper, n).detach().clone().requires_grad_() for n in names)
 
     def run(*values):
-        return functional_call(wrapper, dict(zip(names, values)), (x,))
+        return functional_call(wrapper, dict(zip(names, values, strict=True)), (x,))
 
     assert torch.autograd.gradcheck(run, inputs)
 
