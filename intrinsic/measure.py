@@ -2,13 +2,25 @@
 
 The measurement for one (model, task):
 
-1. full fine-tuning for each seed (cached): the reference metric ``full``;
+1. full fine-tuning at each of ``full_lr`` × every seed (cached); the learning rate whose mean
+   over seeds is best on the *selection split* is chosen, and its mean dev metric is ``full``;
 2. the chance score: the majority training class (train mean for regression) on dev;
-3. for each d tried: every learning rate in ``lrs`` × every seed (each run cached); the score of
-   d is the mean over seeds at the best learning rate;
+3. for each d tried: every learning rate in ``lrs`` × every seed (each run cached); the learning
+   rate with the best mean on the selection split is chosen, and the score of d is the mean dev
+   metric at it (with its standard deviation, count and per-seed values);
 4. d90 (the paper's: score ≥ threshold × full) and the chance-corrected d90
    (score ≥ chance + threshold × (full − chance)), found by ``search.find_smallest_d`` or, with
-   ``dims``, read off an explicit list.
+   ``dims``, read off an explicit list; beside each, the per-seed d90s, an interval from
+   resampling seeds, the d where a monotone fit of the curve reaches the target, and a flag when
+   the d90 clears its target by less than one standard error (``intrinsic.statistics``);
+5. a model none of whose subspace runs trained (none beat chance by :data:`TRAINED_MARGIN` or
+   lowered its training loss below :data:`LOSS_DROP` × its first value), not even at a wider
+   learning-rate grid (one decade beyond each end of ``lrs``, at the largest d tried), is
+   reported as *not trainable with these settings*, not as a d90.
+
+The selection split is a validation set held out of the training file (``selection="validation"``,
+the default; ``runner.load_splits``), so dev, which reports every number, was not tuned on; with
+``selection="dev"`` the learning rates are chosen on dev itself, which flatters the result.
 
 Each run goes through a :class:`~intrinsic.runner.Runner` (store lookup, else training); the
 result is a :class:`~intrinsic.results.D90Result`. Every field of :class:`MeasureConfig`
@@ -23,6 +35,7 @@ import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from . import statistics as stats
 from .errors import ConfigError
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .results import D90Result
@@ -67,10 +80,17 @@ class MeasureConfig:
     threshold: float = setting(0.9, type=float, help="fraction of full fine-tuning (or of its gain over chance) "
                                                      "to reach")
     lrs: list[float] = setting(default_factory=lambda: [1e-2, 3e-2, 1e-1], flag="--lr", type=float, nargs="+",
-                               help="AdamW learning rates tried on θ_d at each d; the best mean over seeds counts")
+                               help="AdamW learning rates tried on θ_d at each d; the best on the selection split "
+                                    "counts")
     full_lr: float | list[float] = setting(2e-5, type=float, nargs="+",
-                                           help="full fine-tuning learning rates; the best mean over seeds is the "
-                                                "baseline")
+                                           help="full fine-tuning learning rates; the best on the selection split "
+                                                "is the baseline")
+    selection: str = setting("validation", choices=("validation", "dev"),
+                             help="where learning rates are chosen: a split held out of the training file (dev "
+                                  "only reports), or dev itself (optimistic)")
+    validation_size: int = setting(500, type=int,
+                                   help="examples held out of the training file for selection (fixed seed; at most a "
+                                        "fifth of it)")
     epochs: float = setting(3.0, type=float, help="epochs per run, full and subspace alike")
     batch_size: int = setting(32, type=int, help="examples per step (batches padded to their longest)")
     max_length: int = setting(128, type=int, help="tokens per example")
@@ -97,7 +117,7 @@ class MeasureConfig:
         for name in ("epochs", "resolution"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
-        for name in ("batch_size", "max_length", "start_d", "max_d", "max_train_samples"):
+        for name in ("batch_size", "max_length", "start_d", "max_d", "max_train_samples", "validation_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(name, f"must be at least 1, got {value}")
@@ -108,9 +128,14 @@ class MeasureConfig:
         return list(self.full_lr) if isinstance(self.full_lr, (list, tuple)) else [self.full_lr]
 
 
+TRAINED_MARGIN = 0.02  # a run beating chance by this much (absolute, in the task's d90 metric) trained
+LOSS_DROP = 0.9  # a run whose final training loss is below this × its first trained
+WIDER_GRID_FACTOR = 10.0  # the grid tried before "not trainable": lrs plus min/10 and max·10
+
+
 def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DEFAULT_STORE,
                 progress: bool = True, train_fn: TrainFn | None = None, **options) -> D90Result:
-    """Measure d90 for one model and task.
+    """Measure d90 for one model and task (see the module doc for what is measured).
 
     ``config`` and/or ``options`` (:class:`MeasureConfig` fields; they override ``config``'s)
     define the measurement; ``results`` is the run store (JSONL), shared by reruns. ``train_fn``
@@ -120,32 +145,29 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
     config = MeasureConfig(**options) if config is None else replace(config, **options)
     runner = Runner(config, ResultStore(results), progress=progress, train_fn=train_fn)
     metric = runner.task.d90_metric
-    full, full_lr = _baseline(runner, config, metric)
+    choose = _Chooser(metric, config.selection)
+    full_point = choose.best([(lr, [runner.run(None, lr, seed) for seed in config.seeds]) for lr in config.full_lrs])
+    if full_point is None:
+        errors = [r.get("error") for lr in config.full_lrs for r in (runner.run(None, lr, s) for s in config.seeds)]
+        raise RuntimeError(f"full fine-tuning failed for every seed and learning rate: {errors[0]}")
+    full = full_point["mean"]
     chance = chance_scores(runner.task, runner.train, runner.dev)[metric]
 
     curve: dict[int, dict] = {}
+    subspace_runs: list[dict] = []
     failed = [0]
 
     def score(d: int) -> float:
         if config.said and d <= runner.num_tensors:
             return float("-inf")  # SAID spends m of d on λ: d ≤ m cannot be trained, a miss
         if d not in curve:
-            best = None
-            for lr in config.lrs:
-                values = []
-                for seed in config.seeds:
-                    result = runner.run(d, lr, seed)
-                    if result["status"] == "ok":
-                        values.append(result["metrics"][metric])
-                    else:
-                        failed[0] += 1
-                if len(values) == len(config.seeds):
-                    mean = statistics.mean(values)
-                    if best is None or mean > best["mean"]:
-                        std = statistics.stdev(values) if len(values) > 1 else 0.0
-                        best = {"d": d, "mean": mean, "std": std, "n": len(values), "lr": lr}
-            curve[d] = best or {"d": d, "mean": float("-inf"), "std": 0.0, "n": 0, "lr": None}
-            curve[d]["bound"] = math.sqrt(d / len(runner.train))
+            by_lr = [(lr, [runner.run(d, lr, seed) for seed in config.seeds]) for lr in config.lrs]
+            for _, runs in by_lr:
+                subspace_runs.extend(runs)
+                failed[0] += sum(r["status"] != "ok" for r in runs)
+            point = choose.best(by_lr) or {"mean": float("-inf"), "std": 0.0, "n": 0, "lr": None,
+                                           "selection_mean": None, "scores": [None] * len(config.seeds)}
+            curve[d] = {"d": d, **point, "bound": math.sqrt(d / len(runner.train))}
         return curve[d]["mean"]
 
     target = paper_target(full, config.threshold)
@@ -167,6 +189,9 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
     d90 = None if target <= chance else smallest_hit(measured, target)
     d90c = None if corrected <= chance else smallest_hit(measured, corrected)
     notes = []
+    if config.selection == "dev":
+        notes.append("learning rates were chosen on dev, the split every number here is measured on: "
+                     "optimistic (selection 'validation' holds a split out of the training data instead)")
     if corrected <= chance:
         notes.append(f"full fine-tuning ({full:.4f}) does not beat chance ({chance:.4f}): no subspace has anything "
                      "to reach, so both d90s are undefined")
@@ -174,25 +199,104 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
         notes.append(f"the paper's target {target:.4f} is at or below chance {chance:.4f}: predicting the "
                      "majority class reaches it, so d90 is undefined here; read the chance-corrected d90")
 
+    points = [curve[d] for d in sorted(curve)]
+    status = "measured"
+    if points and d90 is None and d90c is None and corrected > chance:
+        status = _trainability(runner, config, points, subspace_runs, chance, metric, notes)
+    uncertainty = {kind: _uncertainty(points, config, d, t, notes, kind)
+                   for kind, d, t in (("d90", d90, target), ("corrected", d90c, corrected)) if t > chance}
+
     return D90Result(
         model=config.model, task=runner.task.name, metric=metric, D=runner.D, d90=d90,
         d90_chance_corrected=d90c, threshold=config.threshold, full_metric=full, chance=chance,
         target=target, target_chance_corrected=corrected, train_examples=len(runner.train),
-        curve=[curve[d] for d in sorted(curve)], failed_runs=failed[0],
+        curve=points, failed_runs=failed[0],
         config=asdict(config), versions=library_versions(), notes=notes, model_info=runner.info,
-        full_lr=full_lr,
+        full_lr=full_point["lr"], selection=config.selection,
+        validation_examples=None if runner.validation is None else len(runner.validation),
+        full_selection_metric=full_point["selection_mean"], full_scores=full_point["scores"],
+        uncertainty=uncertainty, status=status,
     )
 
 
-def _baseline(runner: Runner, config: MeasureConfig, metric: str) -> tuple[float, float]:
-    """(full, lr): full fine-tuning at each of ``full_lrs`` × seeds; the best mean over seeds counts."""
-    full, full_lr, errors = None, None, []
-    for lr in config.full_lrs:
-        runs = [runner.run(None, lr, seed) for seed in config.seeds]
-        ok = [r["metrics"][metric] for r in runs if r["status"] == "ok"]
-        errors += [r["error"] for r in runs if r["status"] != "ok"]
-        if ok and (full is None or statistics.mean(ok) > full):
-            full, full_lr = statistics.mean(ok), lr
-    if full is None:
-        raise RuntimeError(f"full fine-tuning failed for every seed and learning rate: {errors[0]}")
-    return full, full_lr
+class _Chooser:
+    """Picks the learning rate of a d (or of full fine-tuning) on the selection split."""
+
+    def __init__(self, metric: str, selection: str):
+        self.metric = metric
+        self.key = "validation_metrics" if selection == "validation" else "metrics"
+
+    def best(self, by_lr: list[tuple[float, list[dict]]]) -> dict | None:
+        """The point of the learning rate whose runs (all seeds ok) have the best mean on the
+        selection split: ``{"mean", "std", "n", "lr", "selection_mean", "scores"}`` with mean, std
+        and the per-seed ``scores`` on dev; None if no learning rate had every seed succeed."""
+        best = None
+        for lr, runs in by_lr:
+            if not runs or any(r["status"] != "ok" for r in runs):
+                continue
+            chosen_on = statistics.mean(r[self.key][self.metric] for r in runs)
+            if best is None or chosen_on > best["selection_mean"]:
+                scores = [r["metrics"][self.metric] for r in runs]
+                best = {"mean": statistics.mean(scores), "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                        "n": len(scores), "lr": lr, "selection_mean": chosen_on, "scores": scores}
+        return best
+
+
+def _trained(run: dict, chance: float, metric: str) -> bool:
+    """A run trained: it beat chance by TRAINED_MARGIN, or its loss fell below LOSS_DROP × its first
+    (a run that does not record its first loss counts as trained: nothing shows it did not)."""
+    if run["status"] != "ok":
+        return False
+    if run["metrics"][metric] >= chance + TRAINED_MARGIN:
+        return True
+    first, last = run.get("first_loss"), run.get("train_loss")
+    return first is None or last is None or last < LOSS_DROP * first
+
+
+def _trainability(runner: Runner, config: MeasureConfig, points: list[dict], runs: list[dict], chance: float,
+                  metric: str, notes: list[str]) -> str:
+    """"not trainable" when no subspace run trained, at ``lrs`` nor at the wider grid; else "measured"."""
+    if any(_trained(run, chance, metric) for run in runs):
+        return "measured"
+    wider = [min(config.lrs) / WIDER_GRID_FACTOR, max(config.lrs) * WIDER_GRID_FACTOR]
+    d = points[-1]["d"]
+    trained_at = [lr for lr in wider if any(_trained(runner.run(d, lr, seed), chance, metric) for seed in config.seeds)]
+    tried = ", ".join(f"{lr:g}" for lr in sorted({*config.lrs, *wider}))
+    if trained_at:
+        notes.append(f"no subspace run trained at learning rates {', '.join(f'{lr:g}' for lr in config.lrs)}, but at "
+                     f"d = {d:,} runs train at {', '.join(f'{lr:g}' for lr in trained_at)}: measure again with "
+                     "learning rates that include it")
+        return "measured"
+    notes.append(f"not trainable with these settings: no subspace run beat chance by {TRAINED_MARGIN:g} or lowered "
+                 f"its training loss below {LOSS_DROP:g} × its first value, at learning rates {tried} "
+                 f"(the last two at d = {d:,} only)")
+    return "not trainable"
+
+
+def _uncertainty(points: list[dict], config: MeasureConfig, d90: int | None, target: float, notes: list[str],
+                 kind: str) -> dict:
+    """Per-seed d90s, the interval from resampling seeds, the monotone-fit d90 and the one-SEM flag."""
+    name = "d90" if kind == "d90" else "chance-corrected d90"
+    curves = {seed: {p["d"]: s for p, s in ((p, p["scores"][i]) for p in points) if s is not None}
+              for i, seed in enumerate(config.seeds)}
+    interval = stats.d90_interval(curves, target)
+    finite = [p for p in points if p["n"] > 0]
+    robust = stats.robust_d90([p["d"] for p in finite], [p["mean"] for p in finite], [p["n"] for p in finite],
+                              target) if finite else None
+    narrow = None
+    if d90 is not None:
+        at = next(p for p in points if p["d"] == d90)
+        narrow = stats.clears_by_less_than_sem(at["mean"], at["std"], at["n"], target)
+        if narrow:
+            notes.append(f"the {name} {d90:,} clears its target by less than one standard error of its mean")
+    if stats.steps_apart(d90, robust, config.resolution) > 1:
+        shown = lambda d: "not reached" if d is None else f"{d:,}"  # noqa: E731
+        notes.append(f"the {name} ({shown(d90)}) and the d where a monotone fit of the curve reaches the target "
+                     f"({shown(robust)}) are more than one search step apart: the curve is noisy there")
+    return {"per_seed": {str(seed): d for seed, d in stats.per_seed_d90s(curves, target).items()},
+            "interval": None if interval is None else _finite(asdict(interval)), "robust": robust, "narrow": narrow}
+
+
+def _finite(interval: dict) -> dict:
+    """The interval for JSON: an end at infinity (a seed that never reached the target) becomes None."""
+    return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in interval.items()}

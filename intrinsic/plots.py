@@ -6,7 +6,10 @@ Each function takes :class:`~intrinsic.results.D90Result` objects (or a
 imported here and nowhere else in the package.
 
 A d90 that the search did not reach (above the largest d tried) is drawn as an open triangle at the
-largest d tried; an undefined one (target at or below chance) is left out and named in the legend.
+largest d tried; an undefined one (target at or below chance) is left out and named in the legend;
+a model that was not trainable with the measurement's settings is a cross at the largest d tried,
+named as such. A d90 with an interval from resampling seeds carries it as a vertical bar (to the
+largest d tried when a seed never reached the target).
 """
 
 from __future__ import annotations
@@ -82,17 +85,21 @@ def fit_power_law(x, y) -> tuple[float, float]:
 
 
 def _series(ax, results, xs, kinds, color_offset=0) -> dict:
-    """Plot d against xs for each kind; returns {kind: {"ok": [(x, d90)], "above": [(x, largest d tried)]}}."""
+    """Plot d against xs for each kind; returns {kind: {"ok": [(x, d90)], "above": [(x, largest d tried)]}}
+    (not-trainable results are drawn with the "above" ones' axis range in mind and listed there)."""
     defined = {}
     for i, kind in enumerate(kinds):
         name, marker, style = STYLES[kind]
-        points, above, undefined = [], [], 0
+        points, above, untrainable, bars, undefined = [], [], [], [], 0
         for x, result in zip(xs, results, strict=True):
             d, status = result.outcome(kind)
             if status == "ok":
                 points.append((x, d))
+                bars.append((x, d, _interval_ends(result, kind)))
             elif status == "above":
                 above.append((x, d))
+            elif status == "not trainable":
+                untrainable.append((x, d))
             else:
                 undefined += 1
         color = f"C{i + color_offset}"
@@ -101,11 +108,26 @@ def _series(ax, results, xs, kinds, color_offset=0) -> dict:
             ax.plot(*zip(*sorted(points), strict=True), marker=marker, ls=style, color=color, label=label)
         elif undefined:
             ax.plot([], [], marker=marker, ls=style, color=color, label=label)
+        for x, _, ends in bars:
+            if ends is not None:
+                ax.plot([x, x], ends, color=color, lw=1, alpha=0.6)
         if above:  # nested sizes, so coinciding markers of the two kinds both show
             ax.scatter(*zip(*above, strict=True), marker="^", facecolors="none", edgecolors=color,
                        s=60 + 70 * (len(kinds) - 1 - i), label=f"{name} not reached (≥ marker)")
-        defined[kind] = {"ok": points, "above": above}
+        if untrainable and i == len(kinds) - 1:  # one cross per model: no kind is a measurement
+            ax.scatter(*zip(*untrainable, strict=True), marker="x", color="k", s=60,
+                       label="not trainable with these settings")
+        defined[kind] = {"ok": points, "above": above + untrainable}
     return defined
+
+
+def _interval_ends(result, kind: str) -> tuple[float, float] | None:
+    """(low, high) of a d90's interval from resampling seeds; an unbounded high is the largest d tried."""
+    interval = (result.uncertainty.get(kind) or {}).get("interval")
+    if not interval or interval["low"] is None:
+        return None
+    largest = max(p["d"] for p in result.curve)
+    return interval["low"], largest if interval["high"] is None else interval["high"]
 
 
 def _log_y_or_say_why(ax, drawn: dict, base: int = 2) -> bool:
@@ -134,8 +156,13 @@ def d90_curve(result, ax=None):
     ax.set_ylim(min(values) - 0.01, max(values) + 0.01)  # chance and full always in view
     ax.set_xscale("log", base=2)
     _log2_axis(ax.xaxis)  # 2¹⁰ → 1,024
+    for kind, color in (("d90", "C1"), ("corrected", "C2")):
+        ends = _interval_ends(result, kind) if result.outcome(kind)[1] == "ok" else None
+        if ends is not None and ends[1] > ends[0]:
+            ax.axvspan(*ends, color=color, alpha=0.12, label=f"{STYLES[kind][0]}: interval over seeds")
     ax.set_title(f"{Path(result.model).name} on {result.task}: d90 = {result.describe('d90')}, "
-                 f"chance-corrected {result.describe('corrected')}", fontsize=10)
+                 f"chance-corrected {result.describe('corrected')}"
+                 + ("" if result.selection == "validation" else " (lr chosen on dev)"), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 

@@ -25,16 +25,32 @@ from .errors import ModelLoadError
 from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .store import ResultStore
-from .tasks import Task, get_task, load_task
+from .tasks import Task, get_task, hold_out, load_task
 from .training import RunResult, TrainConfig, train_and_evaluate
 from .wrapper import ProjectionCache
 
 if TYPE_CHECKING:
     from .measure import MeasureConfig
 
-# ``train_fn(model, task, tokenizer, train, dev, config, *, device, progress, description) -> RunResult``:
-# the signature of :func:`intrinsic.training.train_and_evaluate`, the default.
+# ``train_fn(model, task, tokenizer, train, dev, config, *, device, progress, description, validation)
+# -> RunResult``: the signature of :func:`intrinsic.training.train_and_evaluate`, the default.
 TrainFn = Callable[..., RunResult]
+
+
+VALIDATION_SEED = 0  # the held-out validation split is the same for every run and measurement
+
+
+def load_splits(task: Task, config: MeasureConfig) -> tuple:
+    """(train, dev, validation) of a measurement. With ``selection="validation"``, validation is
+    ``min(validation_size, n // 5)`` examples held out of the n of the training file
+    (:func:`~intrinsic.tasks.hold_out`, seed :data:`VALIDATION_SEED`) and train the first
+    ``max_train_samples`` of the rest; with ``"dev"``, validation is None and train the first
+    ``max_train_samples`` of the file."""
+    full_train, dev = load_task(task, config.data_dir)
+    if config.selection == "dev":
+        return full_train.head(config.max_train_samples), dev, None
+    rest, validation = hold_out(full_train, min(config.validation_size, len(full_train) // 5), VALIDATION_SEED)
+    return rest.head(config.max_train_samples), dev, validation
 
 
 class Runner:
@@ -50,7 +66,7 @@ class Runner:
         self.config, self.store, self.progress = config, store, progress
         self.train_fn = train_fn or train_and_evaluate
         self.task: Task = get_task(config.task)
-        self.train, self.dev = load_task(self.task, config.data_dir, config.max_train_samples)
+        self.train, self.dev, self.validation = load_splits(self.task, config)
         self.tokenizer = self._loading(load_tokenizer, config.model)
         self.fingerprint = weights_fingerprint(config.model)
         # Stored runs are keyed by absolute paths: the same folder spelt two ways is one model.
@@ -127,6 +143,8 @@ class Runner:
         }
         if subspace is not None and subspace.projection == "fastfood":
             run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
+        if self.validation is not None:  # the training examples come from the rest of the file
+            run_config["validation"] = {"size": len(self.validation), "seed": VALIDATION_SEED}
         if self.train_fn is not train_and_evaluate:
             fn = self.train_fn
             run_config["train_fn"] = f"{fn.__module__}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
@@ -153,6 +171,6 @@ class Runner:
         label = "full fine-tuning" if d is None else f"d={d} lr={lr:g}"
         result = self.train_fn(model, self.task, self.tokenizer, self.train, self.dev, self.train_config(lr, seed),
                                device=self.config.device, progress=self.progress,
-                               description=f"{label} seed={seed}").to_dict()
+                               description=f"{label} seed={seed}", validation=self.validation).to_dict()
         self.store.put(run_config, result, model_fingerprint=self.fingerprint)
         return result

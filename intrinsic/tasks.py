@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from . import metrics as metric_functions
 from .errors import ConfigError
 
@@ -139,6 +141,21 @@ def load_task(task: Task | str, data_dir: str | Path | None = None,
     else:
         train, dev = _load_from_hub(task)
     return train.head(max_train_samples), dev
+
+
+def hold_out(train: Split, size: int, seed: int = 0) -> tuple[Split, Split]:
+    """(rest, validation): ``size`` examples of ``train`` drawn without replacement by a permutation
+    seeded with ``seed``, and the others in their original order. The two are disjoint, and the
+    same (train, size, seed) always gives the same split."""
+    if not 0 < size < len(train):
+        raise ConfigError("validation_size", f"must be between 1 and {len(train) - 1} for {len(train)} training "
+                                             f"examples, got {size}")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = set(torch.randperm(len(train), generator=generator)[:size].tolist())
+    held = sorted(chosen)
+    rest = [i for i in range(len(train)) if i not in chosen]
+    pick = lambda index: Split([train.texts[i] for i in index], [train.labels[i] for i in index])  # noqa: E731
+    return pick(rest), pick(held)
 
 
 def chance_scores(task: Task, train: Split, dev: Split) -> dict[str, float]:

@@ -1,8 +1,9 @@
 """One training loop for full fine-tuning and subspace runs: AdamW, dynamic padding, dev metrics.
 
-``train_and_evaluate(model, task, tokenizer, train, dev, config)`` trains the trainable
-parameters of ``model`` (all of them for full fine-tuning; θ_d and λ for a ``SubspaceWrapper``)
-and returns a :class:`RunResult` with the dev metrics. A NaN, infinite or diverging loss does
+``train_and_evaluate(model, task, tokenizer, train, dev, config, validation=...)`` trains the
+trainable parameters of ``model`` (all of them for full fine-tuning; θ_d and λ for a
+``SubspaceWrapper``) and returns a :class:`RunResult` with the dev metrics, and the metrics on a
+held-out validation split when one is given (what learning rates are chosen on). A NaN, infinite or diverging loss does
 not raise: the run comes back with ``status="failed"`` and the reason, so that a sweep goes on.
 """
 
@@ -44,12 +45,19 @@ class TrainConfig:
 
 @dataclass
 class RunResult:
+    """One run: ``metrics`` on dev, ``validation_metrics`` on the held-out validation split (empty
+    without one); ``first_loss`` is the first step's training loss and ``train_loss`` the
+    exponential moving average (factor 0.9) at the end, so a run that never trained shows
+    ``train_loss ≈ first_loss``."""
+
     status: str  # "ok" or "failed"
     metrics: dict[str, float] = field(default_factory=dict)
     train_loss: float | None = None
     steps: int = 0
     seconds: float = 0.0
     error: str | None = None
+    validation_metrics: dict[str, float] = field(default_factory=dict)
+    first_loss: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,8 +119,9 @@ def evaluate(model, task: Task, tokenizer, features: list[dict], labels: list, c
 
 def train_and_evaluate(model, task: Task, tokenizer, train: Split, dev: Split, config: TrainConfig,
                        device: str | torch.device = "auto", progress: bool = True,
-                       description: str = "training") -> RunResult:
-    """Train ``model``'s trainable parameters on ``train`` and return dev metrics (see module doc)."""
+                       description: str = "training", validation: Split | None = None) -> RunResult:
+    """Train ``model``'s trainable parameters on ``train`` and return dev metrics, and the
+    ``validation`` split's metrics when given (see module doc)."""
     device = pick_device(device) if isinstance(device, str) else device
     model.to(device)
     torch.manual_seed(config.seed)
@@ -155,7 +164,11 @@ def train_and_evaluate(model, task: Task, tokenizer, train: Split, dev: Split, c
                     bar.update(1)
                     bar.set_postfix(loss=f"{running:.3f}")
         dev_metrics = evaluate(model, task, tokenizer, dev_features, dev.labels, config, device)
+        validation_metrics = {} if validation is None else evaluate(
+            model, task, tokenizer, tokenize(tokenizer, validation, config.max_length), validation.labels, config,
+            device)
     except Diverged as error:
-        return RunResult("failed", train_loss=running, steps=step,
-                         seconds=time.perf_counter() - start_time, error=str(error))
-    return RunResult("ok", dev_metrics, running, step, time.perf_counter() - start_time)
+        return RunResult("failed", train_loss=running, steps=step, seconds=time.perf_counter() - start_time,
+                         error=str(error), first_loss=first_loss)
+    return RunResult("ok", dev_metrics, running, step, time.perf_counter() - start_time,
+                     validation_metrics=validation_metrics, first_loss=first_loss)

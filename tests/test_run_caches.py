@@ -16,8 +16,10 @@ from torch.func import functional_call
 from intrinsic import measure_d90
 from intrinsic import wrapper as wrapper_module
 from intrinsic.config import SubspaceConfig
+from intrinsic.measure import MeasureConfig
 from intrinsic.models import load_classifier, load_tokenizer
 from intrinsic.projections import make_projection
+from intrinsic.runner import load_splits
 from intrinsic.tasks import get_task, load_task
 from intrinsic.training import TrainConfig, collate, tokenize, train_and_evaluate
 from intrinsic.wrapper import ProjectionCache, SubspaceWrapper
@@ -46,14 +48,15 @@ def fresh_run(folders, d, lr, seed, max_length=16):
     """One run from nothing kept: data read, tokenizer and model loaded, projection drawn anew."""
     model_dir, glue = folders
     task = get_task("sst2")
-    train, dev = load_task(task, glue)
+    train, dev, validation = load_splits(task, MeasureConfig(model=str(model_dir), task="sst2", data_dir=str(glue)))
     tokenizer = load_tokenizer(str(model_dir))
     torch.manual_seed(seed)  # the runner's seeding of the fresh classification head
     model = load_classifier(str(model_dir), task.num_labels)
     if d is not None:
         model = SubspaceWrapper(model, config=SubspaceConfig(d=d, seed=seed))
     config = TrainConfig(lr=lr, epochs=2, batch_size=8, max_length=max_length, seed=seed)
-    return train_and_evaluate(model, task, tokenizer, train, dev, config, device="cpu", progress=False)
+    return train_and_evaluate(model, task, tokenizer, train, dev, config, device="cpu", progress=False,
+                              validation=validation)
 
 
 def test_a_measurement_with_its_caches_gives_bit_identical_runs(folders, tmp_path, monkeypatch):
@@ -72,6 +75,7 @@ def test_a_measurement_with_its_caches_gives_bit_identical_runs(folders, tmp_pat
         expected = fresh_run(folders, None if subspace is None else subspace["d"], train["lr"], train["seed"]).to_dict()
         assert record["result"]["status"] == "ok"
         assert record["result"]["metrics"] == expected["metrics"]  # exact, not approximately
+        assert record["result"]["validation_metrics"] == expected["validation_metrics"]
         assert record["result"]["train_loss"] == expected["train_loss"]
 
 

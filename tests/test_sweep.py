@@ -198,4 +198,22 @@ def test_one_result_figure_and_table_state_both_d90s_as_people_read_them():
     not_reached = synthetic("b", 0, 1_000, None, None)  # targets 0.72 and 0.77 above chance, curve up to 512
     assert (not_reached.describe("d90"), not_reached.describe("corrected")) == ("> 512", "> 512")
     assert not_reached.outcome("corrected") == (512, "above") and undefined.outcome("d90") == (None, "undefined")
-    assert "chance-corrected d90 (≥ chance + 0.9·(full − chance) = 0.7700): None" in not_reached.table()
+    assert "chance-corrected d90 (≥ chance + 0.9·(full − chance) = 0.7700): > 512" in not_reached.table()
+
+
+def test_figures_draw_not_trainable_as_such_and_d90_intervals_as_bars():
+    untrainable = synthetic("a", 0, 1_000, None, None)
+    untrainable.status = "not trainable"
+    measured = synthetic("b", 100, 10_000, 256, 256)
+    measured.uncertainty = {kind: {"per_seed": {"0": 128, "1": None}, "robust": 256, "narrow": False,
+                                   "interval": {"low": 128, "high": None, "method": "min-max of per-seed d90s",
+                                                "level": None}}
+                            for kind in ("d90", "corrected")}
+    ax = d90_vs_step([untrainable, measured]).axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "not trainable with these settings" in labels and not any("not reached" in t for t in labels)
+    # The interval's bar: from the lowest per-seed d90 up to the largest d tried (a seed never reached it).
+    assert any(list(line.get_xdata()) == [100, 100] and list(line.get_ydata()) == [128, 512] for line in ax.lines)
+    assert untrainable.describe("corrected") == "not trainable" and measured.interval("d90") == "[128, ∞)"
+    spans = [p for p in measured.plot().axes[0].patches if "interval over seeds" in p.get_label()]
+    assert len(spans) == 2

@@ -113,3 +113,37 @@ def test_custom_task_errors(tmp_path):
     (tmp_path / "a.csv").write_text("sentence,label\nhi,1\n")
     with pytest.raises(ValueError, match=r"lacks columns \['text'\]"):
         custom_task(tmp_path / "a.csv", tmp_path / "a.csv", ["text"], "label")
+
+
+def test_held_out_validation_is_disjoint_from_training_and_the_same_every_time():
+    from intrinsic.tasks import Split, hold_out
+
+    train = Split([(f"s{i}",) for i in range(50)], [i % 2 for i in range(50)])
+    rest, validation = hold_out(train, 10, seed=0)
+    assert len(validation) == 10 and len(rest) == 40
+    assert not set(rest.texts) & set(validation.texts)
+    assert set(rest.texts) | set(validation.texts) == set(train.texts)
+    assert rest.texts == [t for t in train.texts if t in set(rest.texts)]  # the rest keeps file order
+    assert [train.labels[train.texts.index(t)] for t in validation.texts] == validation.labels
+    assert hold_out(train, 10, seed=0)[1].texts == validation.texts
+    assert hold_out(train, 10, seed=1)[1].texts != validation.texts
+    with pytest.raises(ConfigError, match="validation_size must be between 1 and 49"):
+        hold_out(train, 50)
+
+
+def test_a_measurement_trains_on_the_rest_and_holds_the_same_validation_for_any_subset(tmp_path):
+    from intrinsic.measure import MeasureConfig
+    from intrinsic.runner import load_splits
+
+    (tmp_path / "SST-2").mkdir()
+    rows = [f"sentence {i}\t{i % 2}" for i in range(100)]
+    for split in ("train", "dev"):
+        (tmp_path / "SST-2" / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    config = MeasureConfig(model="unused", task="sst2", data_dir=str(tmp_path), validation_size=30)
+    train, dev, validation = load_splits(get_task("sst2"), config)
+    assert len(validation) == 20 and len(train) == 80  # at most a fifth of the file
+    assert not set(train.texts) & set(validation.texts) and len(dev) == 100
+    small, _, same = load_splits(get_task("sst2"), MeasureConfig(**{**config.__dict__, "max_train_samples": 10}))
+    assert same.texts == validation.texts and small.texts == train.texts[:10]
+    plain, _, none = load_splits(get_task("sst2"), MeasureConfig(**{**config.__dict__, "selection": "dev"}))
+    assert none is None and len(plain) == 100

@@ -41,6 +41,17 @@ def test_full_fine_tuning_run_is_reproducible(mrpc_small):
     assert first.metrics == second.metrics and first.train_loss == second.train_loss
 
 
+def test_a_validation_split_is_evaluated_beside_dev_and_the_first_loss_is_kept(mrpc_small):
+    tokenizer, train, dev = mrpc_small
+    config = TrainConfig(lr=1e-3, epochs=1, batch_size=16, max_length=48)
+    result = train_and_evaluate(tiny_model(), get_task("mrpc"), tokenizer, train, dev, config, device="cpu",
+                                progress=False, validation=dev.head(32))
+    plain = run(tiny_model(), mrpc_small)
+    assert set(result.validation_metrics) == {"accuracy", "f1"} and plain.validation_metrics == {}
+    assert result.metrics == plain.metrics  # evaluating a validation split changes nothing else
+    assert result.first_loss == plain.first_loss and result.first_loss > 0
+
+
 def test_subspace_run_trains_only_the_subspace(mrpc_small):
     model = tiny_model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
