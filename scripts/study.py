@@ -5,12 +5,19 @@
     python scripts/study.py sizes                  # (b) d90 across sizes at the last step
     python scripts/study.py minilm                 # (c) the real MiniLM-L3 and all-MiniLM-L6-v2
     python scripts/study.py mrpc                   # MRPC on three tiny checkpoints (not for conclusions)
+    python scripts/study.py protocol-said          # MiniLM-L3 SAID, 3 seeds, lr chosen on a held-out split
+    python scripts/study.py protocol-did           # the same, DID
+    python scripts/study.py protocol-l6            # all-MiniLM-L6-v2 SAID, the same settings
     python scripts/study.py figures                # every figure, from the JSON files the parts wrote
 
 Each part is ``measure_models`` with the settings below and one run store per task,
 ``results/study/<task>.jsonl``: a killed part resumes where it stopped, and parts can run side by
 side without repeating each other's runs (the sizes share the last checkpoint with the trajectory).
 Results go to ``figures/study/<part>-<task>.json``; figures to ``figures/study/*.png|svg``.
+
+The ``protocol-*`` parts measure under the held-out selection protocol (learning rates chosen on
+a validation split of the training file, dev only reports) with three seeds; each has its own
+store, ``results/study/protocol/<part>-<task>.jsonl``, so they can run side by side.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ TINY = dict(said=True, max_train_samples=8000, epochs=5.0, max_length=64, lrs=[3
 # and 1e-1.
 MINILM = dict(said=True, max_train_samples=2000, epochs=1.0, max_length=64, lrs=[3e-2, 1e-1], full_lr=5e-5,
               seeds=[0, 1], start_d=128, resolution=0.25, max_d=65536)
+# The protocol parts: the MiniLM settings above with three seeds, learning rates (subspace and full)
+# chosen on a 500-example split held out of the training file, and a coarser search (factor 1.5,
+# from d = 512) to fit three measurements into a few CPU hours.
+PROTOCOL = dict(MINILM, seeds=[0, 1, 2], full_lr=[5e-5, 1e-4], selection="validation", validation_size=500,
+                start_d=512, resolution=0.5)
 MRPC = dict(max_train_samples=None, max_length=128)
 # MRPC on the tiny models: the first and last xs checkpoints and s at the last step, capped lower.
 TINY_MRPC = dict(TINY, max_d=16384)
@@ -81,6 +93,10 @@ def models_of(part: str, mlm: Path, size: str) -> tuple[list[str], dict]:
         return [str(shared_path("models", "paraphrase-MiniLM-L3-v2")), minilm_l6()], MINILM
     if part == "mrpc":
         return checkpoints(mlm, "xs", steps=(0, STEPS[-1])) + checkpoints(mlm, "s", steps=(STEPS[-1],)), TINY_MRPC
+    if part in ("protocol-said", "protocol-did"):
+        return [str(shared_path("models", "paraphrase-MiniLM-L3-v2"))], dict(PROTOCOL, said=part == "protocol-said")
+    if part == "protocol-l6":
+        return [minilm_l6()], PROTOCOL
     raise SystemExit(f"unknown part {part!r}")
 
 
@@ -92,7 +108,8 @@ def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
         task = "mrpc"
     settings = {**settings, **(MRPC if task == "mrpc" else {})}
     config = replace(MeasureConfig(model=models[0], task=task, data_dir=str(shared_path("data", "glue"))), **settings)
-    sweep = measure_models(models, config, results=RESULTS / f"{task}.jsonl", progress=progress,
+    store = RESULTS / "protocol" / f"{part}-{task}.jsonl" if part.startswith("protocol") else RESULTS / f"{task}.jsonl"
+    sweep = measure_models(models, config, results=store, progress=progress,
                            on_result=lambda r: print(f"{r.label}: d90 {r.d90}, corrected {r.d90_chance_corrected}",
                                                      flush=True))
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -114,7 +131,7 @@ def figures() -> None:
         stem = FIGURES / path.stem
         if part == "trajectory":
             save_figure(d90_vs_step(results), f"{stem}-d90-vs-step")
-        if part in ("sizes", "minilm"):
+        if part in ("sizes", "minilm") or (part.startswith("protocol") and len(results) > 1):
             fig = d90_vs_params(results)
             save_figure(fig, f"{stem}-d90-vs-size")
             print(path.stem, {k: None if v is None else round(v[0], 3) for k, v in fig.fits.items()})
@@ -124,7 +141,8 @@ def figures() -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["trajectory", "sizes", "minilm", "mrpc", "figures"])
+    p.add_argument("part", choices=["trajectory", "sizes", "minilm", "mrpc", "protocol-said", "protocol-did",
+                                    "protocol-l6", "figures"])
     p.add_argument("--task", default="sst2", choices=["sst2", "mrpc"])
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")

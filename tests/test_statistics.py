@@ -76,7 +76,7 @@ def test_fit_refuses_failed_points_and_repeated_ds():
 
 
 def test_robust_d90_discounts_a_lone_early_hit():
-    # Issue 15's step-500 shape: one d clears the target by 0.005 and every larger d but the last misses.
+    # A noisy curve's shape: one d clears the target by 0.005 and every larger d but the last misses.
     ds = [1024, 2048, 4096, 8192, 16384, 32768]
     per_seed = [[0.69, 0.71], [0.79, 0.81], [0.90, 0.91], [0.88, 0.90], [0.89, 0.90], [0.92, 0.94]]
     means = [float(np.mean(s)) for s in per_seed]
@@ -174,7 +174,7 @@ def test_steps_apart():
 
 
 def test_sem_flag():
-    # Issue 15's all-MiniLM-L6 case: +0.0009 over the target with std 0.017 over 2 seeds.
+    # A d90 barely over its target: +0.0009 over the target with std 0.017 over 2 seeds.
     assert clears_by_less_than_sem(0.9009, 0.017, 2, 0.9) is True
     assert clears_by_less_than_sem(0.93, 0.017, 3, 0.9) is False  # 0.03 > 0.017 / √3
     assert clears_by_less_than_sem(0.905, 0.017, 16, 0.9) is False  # 0.005 > 0.017 / 4: more seeds, smaller SEM
