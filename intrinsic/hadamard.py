@@ -25,9 +25,10 @@ from __future__ import annotations
 import functools
 import math
 import os
-import warnings
 
 import torch
+
+from .notices import warn_once
 
 __all__ = ["hadamard_transform", "available_backends", "sylvester_matrix"]
 
@@ -125,11 +126,6 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
     return names
 
 
-@functools.cache
-def _warn_once(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
 def _resolve_backend(x: torch.Tensor, backend: str | None) -> str:
     requested = backend or os.environ.get(BACKEND_ENV_VAR) or "auto"
     usable = available_backends(x.device)
@@ -140,7 +136,7 @@ def _resolve_backend(x: torch.Tensor, backend: str | None) -> str:
             f"unknown Hadamard backend {requested!r}; choose one of {sorted(_BACKENDS)} or 'auto'"
         )
     if requested not in usable or (x.dtype == torch.float64 and requested not in _FLOAT64_BACKENDS):
-        _warn_once(
+        warn_once(
             f"Hadamard backend {requested!r} is not usable for {x.dtype} tensors on {x.device.type}; "
             f"falling back to 'torch'. Usable here: {usable}."
         )

@@ -78,13 +78,10 @@ def forced_backend(backend: str):
 
 
 def rearm_fallback_warnings() -> None:
-    """Let ``intrinsic``'s once-per-message fallback warnings fire again (best effort: a
-    private cache, skipped if it is gone)."""
-    import intrinsic.hadamard
+    """Let ``intrinsic``'s once-per-message fallback warnings fire again."""
+    from intrinsic.notices import warn_once
 
-    cache_clear = getattr(getattr(intrinsic.hadamard, "_warn_once", None), "cache_clear", None)
-    if cache_clear is not None:
-        cache_clear()
+    warn_once.cache_clear()
 
 
 @contextlib.contextmanager

@@ -69,13 +69,13 @@ def test_forced_backend_sets_both_variables_for_torch_and_restores_them(bench, m
 def test_fallback_warnings_records_runtime_warnings_even_if_shown_before(bench):
     import warnings
 
-    from intrinsic.hadamard import _warn_once
+    from intrinsic.notices import warn_once
 
     with pytest.warns(RuntimeWarning):  # shown once: from now on its cache would hide it
-        _warn_once("backend 'x' is not usable; using 'torch'.")
+        warn_once("backend 'x' is not usable; using 'torch'.")
     with bench.fallback_warnings() as caught:
         warnings.warn("unrelated", UserWarning, stacklevel=1)
-        _warn_once("backend 'x' is not usable; using 'torch'.")
+        warn_once("backend 'x' is not usable; using 'torch'.")
     assert bench.first_message(caught) == "backend 'x' is not usable; using 'torch'."
     with bench.fallback_warnings() as caught:
         warnings.warn("unrelated", UserWarning, stacklevel=1)

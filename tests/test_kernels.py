@@ -35,8 +35,8 @@ from intrinsic.kernels.fastfood import (  # noqa: E402
     fastfood_forward,
 )
 from intrinsic.kernels.hadamard import hadamard_rows  # noqa: E402
+from intrinsic.notices import warn_once  # noqa: E402
 from intrinsic.projections import FastfoodProjection, fastfood_random  # noqa: E402
-from intrinsic.projections import fastfood as fastfood_module  # noqa: E402
 
 from .conftest import tiny_bert_classifier, token_batch  # noqa: E402
 from .test_projections import ODD_SEGMENTS  # noqa: E402
@@ -213,7 +213,7 @@ def test_wrapper_trains_identically_on_both_backends(monkeypatch):
 
 def test_an_unusable_kernel_backend_warns_once_and_falls_back(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    fastfood_module._warn_once.cache_clear()
+    warn_once.cache_clear()
     P = FastfoodProjection(8, [100], backend="triton")
     with pytest.warns(RuntimeWarning, match="Fastfood backend 'triton' is not usable") as caught:
         first = P.matvec(torch.ones(8))
@@ -228,7 +228,7 @@ def test_an_unusable_kernel_backend_warns_once_and_falls_back(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_blocks_larger_than_the_kernel_cap_of_their_dtype_fall_back_to_torch(dtype):
-    fastfood_module._warn_once.cache_clear()
+    warn_once.cache_clear()
     cap = fastfood_kernels.max_block_size(dtype)
     x = torch.ones(1, dtype=dtype, device=DEVICE)
     assert FastfoodProjection(cap, [3 * cap], backend="triton").resolve_backend(x) == "triton"

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..hadamard import _warn_once, hadamard_transform
+from ..hadamard import hadamard_transform
+from ..notices import warn_once
 from . import fastfood_random
 from .base import Projection, next_power_of_two
 
@@ -214,7 +215,7 @@ class FastfoodProjection(Projection):
             if largest > max_block_size(x.dtype):
                 reason = f"blocks of {largest} entries exceed the kernel's {max_block_size(x.dtype)} in {x.dtype}"
         if reason is not None:
-            _warn_once(f"Fastfood backend 'triton' is not usable: {reason}; using 'torch'.")
+            warn_once(f"Fastfood backend 'triton' is not usable: {reason}; using 'torch'.")
             return "torch"
         for block_size in sorted({g.block_size for g in self.groups}):
             case = _kernel_case(x.device, block_size, x.dtype)
