@@ -213,6 +213,7 @@ def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "n
         if status != "undefined":
             ax.annotate(r.label, (x, d), xytext=(4, 4), textcoords="offset points", fontsize=7, alpha=0.7)
     ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 2, max(sizes) * 2)  # the models' sizes frame the axis, even with no d90 drawn
     _count_axis(ax.xaxis, max(sizes) / min(sizes))
     if _log_y_or_say_why(ax, defined, base=2):
         _log2_axis(ax.yaxis)
@@ -234,16 +235,20 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
     """
     results = _results(results)
     fig, ax = _axes(ax, figsize=(7, 4.5))
+    every_d = []
     for i, r in enumerate(results):
         points = [p for p in r.curve if p["n"]]
         ds = [p["d"] for p in points]
+        every_d += ds
+        label = f"{r.label} (full {r.full_metric:.3f})"
         if normalized:
             span = r.full_metric - r.chance
             ys = [(p["mean"] - r.chance) / span if span > 0 else math.nan for p in points]
+            label += "" if span > 0 else ": full fine-tuning does not beat chance, nothing to normalise"
         else:
             ys = [p["mean"] for p in points]
             ax.axhline(r.target_chance_corrected, color=f"C{i}", ls=":", lw=1)
-        ax.plot(ds, ys, marker="o", ms=4, color=f"C{i}", label=f"{r.label} (full {r.full_metric:.3f})")
+        ax.plot(ds, ys, marker="o", ms=4, color=f"C{i}", label=label)
     if normalized:
         threshold = results[0].threshold
         ax.axhline(threshold, color="k", ls="--", lw=1, label=f"{threshold:g} of the gain over chance")
@@ -252,6 +257,8 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
     else:
         ax.set_ylabel(f"dev {results[0].metric} (dotted: chance-corrected targets)")
     ax.set_xscale("log", base=2)
+    if every_d:  # the d measured frame the axis, even when no curve has a finite value
+        ax.set_xlim(min(every_d) / 1.5, max(every_d) * 1.5)
     _log2_axis(ax.xaxis)
     ax.set_xlabel("subspace dimension d")
     ax.set_title(title or f"{results[0].task}: dev metric against d", fontsize=10)

@@ -217,3 +217,16 @@ def test_figures_draw_not_trainable_as_such_and_d90_intervals_as_bars():
     assert untrainable.describe("corrected") == "not trainable" and measured.interval("d90") == "[128, ∞)"
     spans = [p for p in measured.plot().axes[0].patches if "interval over seeds" in p.get_label()]
     assert len(spans) == 2
+
+
+def test_figures_of_models_with_no_d90_defined_draw_and_say_why(tmp_path):
+    results = [synthetic("a", 20, 1_000, None, None), synthetic("b", 20, 10_000, None, None)]
+    for r in results:  # full fine-tuning at chance: both targets at or below it
+        r.full_metric = r.chance = 0.49
+        r.target, r.target_chance_corrected = 0.441, 0.49
+    fig = d90_vs_params(results)
+    fig.savefig(tmp_path / "sizes.png")  # a log axis with nothing on it must not fail to draw
+    assert "no d90 defined" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    fig = curves(results, normalized=True)
+    fig.savefig(tmp_path / "curves.png")
+    assert "nothing to normalise" in fig.axes[0].get_legend().get_texts()[0].get_text()
