@@ -98,3 +98,13 @@ def shared():
             pytest.fail(f"shared data not found at {root}; set INTRINSIC_SHARED_DIR")
         pytest.skip(f"shared data not found at {root}; set INTRINSIC_SHARED_DIR")
     return root
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close the figures a test drew (pyplot keeps every figure open until closed)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
