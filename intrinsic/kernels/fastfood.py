@@ -71,39 +71,22 @@ def max_block_size(dtype: torch.dtype) -> int:
 
 # Hardware approximations (one MUFU instruction each, ≤ 2 ulp on [0, 1] and [0, 2π)); the
 # interpreter has no libdevice, so there the exact functions stand in.
-@triton.jit
-def _log2_hardware(x):
-    return libdevice.fast_log2f(x)
+EXACT_MATH = tl.constexpr(interpreting())
 
 
 @triton.jit
-def _cos_hardware(x):
-    return libdevice.fast_cosf(x)
+def _log2(x):
+    return tl.log2(x) if EXACT_MATH else libdevice.fast_log2f(x)
 
 
 @triton.jit
-def _sin_hardware(x):
-    return libdevice.fast_sinf(x)
+def _cos(x):
+    return tl.cos(x) if EXACT_MATH else libdevice.fast_cosf(x)
 
 
 @triton.jit
-def _log2_exact(x):
-    return tl.log2(x)
-
-
-@triton.jit
-def _cos_exact(x):
-    return tl.cos(x)
-
-
-@triton.jit
-def _sin_exact(x):
-    return tl.sin(x)
-
-
-_log2 = _log2_exact if interpreting() else _log2_hardware
-_cos = _cos_exact if interpreting() else _cos_hardware
-_sin = _sin_exact if interpreting() else _sin_hardware
+def _sin(x):
+    return tl.sin(x) if EXACT_MATH else libdevice.fast_sinf(x)
 
 
 @triton.jit
