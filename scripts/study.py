@@ -8,6 +8,7 @@
     python scripts/study.py protocol-said          # MiniLM-L3 SAID, 3 seeds, lr chosen on a held-out split
     python scripts/study.py protocol-did           # the same, DID
     python scripts/study.py protocol-l6            # all-MiniLM-L6-v2 SAID, the same settings
+    python scripts/study.py protocol-trajectory    # xs steps 0, 1,000, 2,000, 6,000: 3 seeds, held-out selection
     python scripts/study.py figures                # every figure, from the JSON files the parts wrote
 
 Each part is ``measure_models`` with the settings below and one run store per task,
@@ -60,6 +61,11 @@ MINILM = dict(said=True, max_train_samples=2000, epochs=1.0, max_length=64, lrs=
 # from d = 512) to fit three measurements into a few CPU hours.
 PROTOCOL = dict(MINILM, seeds=[0, 1, 2], full_lr=[5e-5, 1e-4], selection="validation", validation_size=500,
                 start_d=512, resolution=0.5)
+# The trajectory under the protocol: TINY with three seeds, held-out selection, and three epochs
+# instead of five (750 steps instead of 1,250) so that four checkpoints fit into about 90 minutes
+# of one CPU core; d90s are comparable across these checkpoints, not with the five-epoch study.
+PROTOCOL_TRAJECTORY = dict(TINY, seeds=[0, 1, 2], epochs=3.0, selection="validation", validation_size=500)
+PROTOCOL_STEPS = (0, 1000, 2000, 6000)
 MRPC = dict(max_train_samples=None, max_length=128)
 # MRPC on the tiny models: the first and last xs checkpoints and s at the last step, capped lower.
 TINY_MRPC = dict(TINY, max_d=16384)
@@ -97,6 +103,8 @@ def models_of(part: str, mlm: Path, size: str) -> tuple[list[str], dict]:
         return [str(shared_path("models", "paraphrase-MiniLM-L3-v2"))], dict(PROTOCOL, said=part == "protocol-said")
     if part == "protocol-l6":
         return [minilm_l6()], PROTOCOL
+    if part == "protocol-trajectory":
+        return checkpoints(mlm, size, steps=PROTOCOL_STEPS), PROTOCOL_TRAJECTORY
     raise SystemExit(f"unknown part {part!r}")
 
 
@@ -129,9 +137,10 @@ def figures() -> None:
         part, task = path.stem.rsplit("-", 1)
         results = load_results(path)
         stem = FIGURES / path.stem
-        if part == "trajectory":
+        if part in ("trajectory", "protocol-trajectory"):
             save_figure(d90_vs_step(results), f"{stem}-d90-vs-step")
-        if part in ("sizes", "minilm") or (part.startswith("protocol") and len(results) > 1):
+        across_models = part in ("sizes", "minilm", "protocol-said", "protocol-did", "protocol-l6")
+        if across_models and len(results) > 1:
             fig = d90_vs_params(results)
             save_figure(fig, f"{stem}-d90-vs-size")
             print(path.stem, {k: None if v is None else round(v[0], 3) for k, v in fig.fits.items()})
@@ -142,7 +151,7 @@ def figures() -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=["trajectory", "sizes", "minilm", "mrpc", "protocol-said", "protocol-did",
-                                    "protocol-l6", "figures"])
+                                    "protocol-l6", "protocol-trajectory", "figures"])
     p.add_argument("--task", default="sst2", choices=["sst2", "mrpc"])
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")
