@@ -86,12 +86,21 @@ def load_tokenizer(spec: str):
     return AutoTokenizer.from_pretrained(model.name, **model.kwargs())
 
 
-def load_classifier(spec: str, num_labels: int):
-    """``AutoModelForSequenceClassification`` with a freshly initialised head of ``num_labels`` outputs."""
+def load_classifier(spec: str, num_labels: int, pad_token_id: int | None = None):
+    """``AutoModelForSequenceClassification`` with a freshly initialised head of ``num_labels`` outputs.
+
+    ``pad_token_id`` (the tokenizer's) replaces the config's: decoders' classification heads pool the
+    last token that is not ``config.pad_token_id``, so the two must agree (without an id they refuse
+    batches; with another one they pool a pad). Encoders read the id only when they are built.
+    """
     from transformers import AutoModelForSequenceClassification
 
     model = ModelSpec.parse(spec)
-    return AutoModelForSequenceClassification.from_pretrained(model.name, num_labels=num_labels, **model.kwargs())
+    classifier = AutoModelForSequenceClassification.from_pretrained(model.name, num_labels=num_labels,
+                                                                    **model.kwargs())
+    if pad_token_id is not None:
+        classifier.config.pad_token_id = pad_token_id
+    return classifier
 
 
 def pretraining_step(spec: str) -> int | None:

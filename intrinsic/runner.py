@@ -23,9 +23,11 @@ import torch
 from .config import SubspaceConfig
 from .errors import ModelLoadError
 from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
+from .notices import note_once
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .store import ResultStore
 from .tasks import Task, get_task, hold_out, load_task
+from .tokenization import prepare_for_classification
 from .training import RunResult, TrainConfig, train_and_evaluate
 from .wrapper import ProjectionCache
 
@@ -68,6 +70,11 @@ class Runner:
         self.task: Task = get_task(config.task)
         self.train, self.dev, self.validation = load_splits(self.task, config)
         self.tokenizer = self._loading(load_tokenizer, config.model)
+        pair_task = len(self.task.text_columns) == 2
+        self.tokenizer_setup = prepare_for_classification(self.tokenizer, pair_task=pair_task)
+        note = self.tokenizer_setup.note(ModelSpec.parse(config.model).label())
+        if note is not None:
+            note_once(note)
         self.fingerprint = weights_fingerprint(config.model)
         # Stored runs are keyed by absolute paths: the same folder spelt two ways is one model.
         self.model_name = ModelSpec.parse(config.model).store_name()
@@ -84,7 +91,7 @@ class Runner:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()  # our own bars show the runs
         torch.manual_seed(seed)  # the classification head is freshly initialised
-        model = self._loading(load_classifier, self.config.model, self.task.num_labels)
+        model = self._loading(load_classifier, self.config.model, self.task.num_labels, self.tokenizer.pad_token_id)
         if self._sizes is None:
             self._sizes = {"D": sum(p.numel() for p in model.parameters()),
                            "num_tensors": sum(1 for p in model.parameters() if p.numel() > 0),
@@ -143,6 +150,8 @@ class Runner:
         }
         if subspace is not None and subspace.projection == "fastfood":
             run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
+        if self.tokenizer_setup.changes():  # a decoder's pad token, padding side, pair separator
+            run_config["tokenizer"] = self.tokenizer_setup.changes()
         if self.validation is not None:  # the training examples come from the rest of the file
             run_config["validation"] = {"size": len(self.validation), "seed": VALIDATION_SEED}
         if self.train_fn is not train_and_evaluate:

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as metric_functions
 from .tasks import Split, Task
+from .tokenization import encode
 
 
 @dataclass
@@ -82,8 +83,7 @@ def tokenize(tokenizer, split: Split, max_length: int) -> list[dict]:
     key = ("tokenize", id(tokenizer), max_length)
     kept = split.cache.get(key)
     if kept is None or kept[0] is not tokenizer:  # the tokenizer itself guards against a reused id
-        columns = list(zip(*split.texts, strict=True))
-        encoded = tokenizer(*[list(c) for c in columns], truncation=True, max_length=max_length)
+        encoded = encode(tokenizer, split.texts, max_length)
         keys = list(encoded.keys())
         kept = split.cache[key] = (tokenizer, [{k: encoded[k][i] for k in keys} for i in range(len(split))])
     return kept[1]
