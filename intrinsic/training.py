@@ -95,6 +95,15 @@ def collate(tokenizer, features: list[dict], labels: list, regression: bool) -> 
     return dict(batch)
 
 
+def _optimizer_groups(model, lr: float) -> list:
+    """``model.optimizer_groups(lr)`` where a method defines its own (parameters at other rates),
+    else every parameter that requires grad, at ``lr``."""
+    groups = getattr(model, "optimizer_groups", None)
+    if groups is not None:
+        return groups(lr)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -125,8 +134,8 @@ def train_and_evaluate(model, task: Task, tokenizer, train: Split, dev: Split, c
     device = pick_device(device) if isinstance(device, str) else device
     model.to(device)
     torch.manual_seed(config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(_optimizer_groups(model, config.lr), lr=config.lr, weight_decay=config.weight_decay)
+    regularization = getattr(model, "regularization", None)
     train_features = tokenize(tokenizer, train, config.max_length)
     dev_features = tokenize(tokenizer, dev, config.max_length)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -149,6 +158,8 @@ def train_and_evaluate(model, task: Task, tokenizer, train: Split, dev: Split, c
                     model.train()
                     with _autocast(device):
                         loss = model(**batch).loss
+                        if regularization is not None:  # a method's penalty (diff pruning's L0)
+                            loss = loss + regularization()
                     value = loss.item()
                     if not math.isfinite(value):
                         raise Diverged(f"loss became {value} at step {step}; lower the learning rate")
