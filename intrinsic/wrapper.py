@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -78,6 +78,9 @@ class SubspaceWrapper(nn.Module):
         config: a ready ``SubspaceConfig`` instead of the arguments above.
         projections: a :class:`ProjectionCache` shared by the wrappers of one measurement, so
             that wrappers with the same subspace reuse one projection and its random state.
+        exclude: names of parameters left out of θ (a classification head that is frozen or
+            trained directly): they are not projected, and keep their own ``requires_grad``
+            set to False here; D counts only the projected parameters.
 
     Calling the wrapper calls ``model`` with θ = θ₀ + P θ_d (same arguments, same outputs).
     Train with ``torch.optim.AdamW(wrapper.trainable_parameters(), lr=...)``.
@@ -93,6 +96,7 @@ class SubspaceWrapper(nn.Module):
         *,
         config: SubspaceConfig | None = None,
         projections: ProjectionCache | None = None,
+        exclude: Iterable[str] = (),
         **options,
     ):
         super().__init__()
@@ -105,7 +109,12 @@ class SubspaceWrapper(nn.Module):
         self.subspace_config = config
         self.model = model
 
-        named = [(n, p) for n, p in model.named_parameters() if p.numel() > 0]
+        excluded = set(exclude)
+        unknown = excluded - {n for n, _ in model.named_parameters()}
+        if unknown:
+            raise ValueError(f"exclude names parameters the model does not have: {sorted(unknown)}")
+        self.excluded = tuple(sorted(excluded))
+        named = [(n, p) for n, p in model.named_parameters() if p.numel() > 0 and n not in excluded]
         if not named:
             raise ValueError("the model has no parameters to reparameterise")
         self.parameter_names = tuple(n for n, _ in named)
@@ -223,6 +232,7 @@ class SubspaceWrapper(nn.Module):
             "config": self.subspace_config.to_dict(),
             "projection": self.projection.config(),
             "num_tensors": len(self.parameter_names),
+            "excluded": list(self.excluded),
             "parameter_fingerprint": self.parameter_fingerprint(),
         }
         (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -238,7 +248,7 @@ class SubspaceWrapper(nn.Module):
         if not config_path.is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} in {directory}; save with save_pretrained() first")
         record = json.loads(config_path.read_text())
-        wrapper = cls(model, config=SubspaceConfig.from_dict(record["config"]))
+        wrapper = cls(model, config=SubspaceConfig.from_dict(record["config"]), exclude=record.get("excluded", ()))
         if wrapper.parameter_fingerprint() != record["parameter_fingerprint"]:
             raise ValueError(
                 f"{directory} was saved for a model with other parameter names or shapes; "

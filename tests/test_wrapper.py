@@ -196,3 +196,20 @@ def test_config_round_trips_and_is_exclusive_with_arguments():
     assert SubspaceConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="not both"):
         SubspaceWrapper(tiny_mlp(), d=30, config=config)
+
+
+def test_excluded_parameters_stay_out_of_theta_and_survive_save_and_load(tmp_path):
+    model = tiny_bert_classifier()
+    head = [n for n, _ in model.named_parameters() if n.startswith("classifier.")]
+    head_size = sum(p.numel() for n, p in model.named_parameters() if n in head)
+    wrapper = SubspaceWrapper(model, d=64, seed=1, exclude=head)
+    assert wrapper.D == unique_parameter_count(model) - head_size
+    assert not set(head) & set(wrapper.parameter_names)
+    randomize(wrapper)
+    ids = token_batch()
+    expected = logits(wrapper, ids)
+    wrapper.save_pretrained(tmp_path)
+    loaded = SubspaceWrapper.from_pretrained(tiny_bert_classifier(), tmp_path)
+    assert loaded.excluded == tuple(sorted(head)) and torch.equal(logits(loaded, ids), expected)
+    with pytest.raises(ValueError, match="does not have"):
+        SubspaceWrapper(tiny_bert_classifier(), d=8, exclude=["classifier.nope"])
