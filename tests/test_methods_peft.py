@@ -14,7 +14,6 @@ from intrinsic.errors import ConfigError
 from intrinsic.methods import Counts, get_method, head_parameter_names, trainable_count
 
 from .conftest import tiny_bert_classifier, tiny_roberta_classifier
-from .test_methods_contract import inputs
 
 needs_peft = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft is not installed")
 
@@ -52,9 +51,14 @@ def build(name, family="bert", knob="small", head="frozen", seed=0, head_names=N
 
 
 def batch(model, token_types=False):
-    """The contract tests' two rows (the second right-padded by three), with token type ids if asked."""
-    rows = inputs(model)
-    return rows | {"token_type_ids": torch.zeros_like(rows["input_ids"])} if token_types else rows
+    """Two rows, the second right-padded by three tokens (RoBERTa's start with <s>), token type ids if asked."""
+    rows = torch.randint(5, 99, (2, 9), generator=torch.Generator().manual_seed(3))
+    mask = torch.ones_like(rows)
+    rows[1, -3:], mask[1, -3:] = model.config.pad_token_id, 0
+    if model.config.model_type == "roberta":
+        rows[:, 0] = 0
+    extra = {"token_type_ids": torch.zeros_like(rows)} if token_types else {}
+    return {"input_ids": rows, "attention_mask": mask} | extra
 
 
 def fingerprint(built):
