@@ -28,8 +28,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,15 +111,23 @@ def read_paragraphs(paths: list[Path], max_chars: int | None = None) -> list[str
     return out
 
 
+def train_bpe(paragraphs: list[str], vocab_size: int, special_tokens: list[str]):
+    """A byte-level BPE (``tokenizers.ByteLevelBPETokenizer``) of ``vocab_size`` tokens, specials included,
+    trained on ``paragraphs`` with min_frequency 2: the one training procedure of every family here."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(paragraphs, vocab_size=vocab_size, min_frequency=2, special_tokens=special_tokens,
+                            show_progress=False)
+    return bpe
+
+
 def train_tokenizer(paragraphs: list[str], vocab_size: int, out_dir: Path):
     """Train a byte-level BPE tokenizer (RoBERTa's kind) and save it as a ``RobertaTokenizerFast`` folder."""
-    from tokenizers import ByteLevelBPETokenizer
     from tokenizers.processors import RobertaProcessing
     from transformers import RobertaTokenizerFast
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(paragraphs, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
-                            show_progress=False)
+    bpe = train_bpe(paragraphs, vocab_size, SPECIAL_TOKENS)
     bpe.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
     tokenizer = RobertaTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", sep_token="</s>",
                                      cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
@@ -126,14 +136,14 @@ def train_tokenizer(paragraphs: list[str], vocab_size: int, out_dir: Path):
     return tokenizer
 
 
-def load_or_train_tokenizer(out: Path, paragraphs: list[str], vocab_size: int):
+def load_or_train_tokenizer(out: Path, paragraphs: list[str], vocab_size: int, train=train_tokenizer):
     from transformers import AutoTokenizer
 
     folder = out / "tokenizer"
     if (folder / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(folder)
     t0 = time.time()
-    tokenizer = train_tokenizer(paragraphs, vocab_size, folder)
+    tokenizer = train(paragraphs, vocab_size, folder)
     print(f"trained tokenizer ({len(tokenizer)} tokens) in {time.time() - t0:.0f} s -> {folder}")
     return tokenizer
 
@@ -161,14 +171,18 @@ def load_or_tokenize(path: Path, tokenizer, paragraphs: list[str]) -> np.ndarray
     return stream
 
 
+def stream_windows(stream: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """``[batch, length]`` ids: ``batch`` windows of ``length`` consecutive stream tokens at random starts."""
+    if len(stream) <= length:
+        raise ValueError(f"the corpus has {len(stream)} tokens, fewer than one window of {length}")
+    starts = torch.randint(0, len(stream) - length, (batch,), generator=generator)
+    return stream[starts[:, None] + torch.arange(length)[None, :]].long()
+
+
 def sample_windows(stream: torch.Tensor, batch: int, seq_len: int, generator: torch.Generator,
                    bos: int, eos: int) -> torch.Tensor:
     """``[batch, seq_len]`` ids: random windows of ``seq_len − 2`` stream tokens between ``<s>`` and ``</s>``."""
-    inner = seq_len - 2
-    if len(stream) <= inner:
-        raise ValueError(f"the corpus has {len(stream)} tokens, fewer than one window of {inner}")
-    starts = torch.randint(0, len(stream) - inner, (batch,), generator=generator)
-    rows = stream[starts[:, None] + torch.arange(inner)[None, :]].long()
+    rows = stream_windows(stream, batch, seq_len - 2, generator)
     ends = lambda value: torch.full((batch, 1), value, dtype=torch.long)  # noqa: E731
     return torch.cat([ends(bos), rows, ends(eos)], dim=1)
 
@@ -195,6 +209,13 @@ def mlm_loss(model, inputs: torch.Tensor, mask: torch.Tensor, targets: torch.Ten
     return torch.nn.functional.cross_entropy(logits.float(), targets)
 
 
+def masked_batch_loss(model, ids: torch.Tensor, generator: torch.Generator, tokenizer, recipe: Recipe,
+                      device) -> torch.Tensor:
+    """MLM loss of the windows ``ids``, masked with ``generator``."""
+    inputs, mask, targets = mask_tokens(ids, tokenizer, recipe.mask_prob, generator)
+    return mlm_loss(model, inputs.to(device), mask.to(device), targets.to(device))
+
+
 def build_model(size: Size, tokenizer, recipe: Recipe):
     from transformers import RobertaConfig, RobertaForMaskedLM
 
@@ -217,15 +238,30 @@ def lr_at(step: int, recipe: Recipe) -> float:
     return recipe.lr * (1 - (1 - recipe.final_lr_fraction) * min(1.0, progress))
 
 
+@dataclass(frozen=True)
+class Family:
+    """What differs between model families (this masked one, ``pretrain_causal.py``'s causal one);
+    the corpus, the training loop, checkpoints, resuming and the command line are shared."""
+
+    doc: str  # the command's description
+    folder: str  # default output folder: runs/<folder>/
+    loss_name: str  # "mlm": log.jsonl and pretraining.json hold train_mlm_loss and valid_mlm_loss
+    sizes: dict[str, Any]  # name -> Size
+    recipe: type  # Recipe, or a family's own with the same arguments
+    train_tokenizer: Callable  # (paragraphs, vocab_size, folder) -> the saved tokenizer
+    windows: Callable  # (stream, batch, seq_len, generator, tokenizer) -> [batch, ·] ids of one step
+    build_model: Callable  # (size, tokenizer, recipe) -> model, seeded by recipe.seed
+    batch_loss: Callable  # (model, ids, generator, tokenizer, recipe, device) -> scalar loss
+
+
 @torch.no_grad()
-def valid_loss(model, windows: torch.Tensor, tokenizer, recipe: Recipe, device) -> float:
-    """MLM loss on fixed held-out windows with a fixed mask (comparable across steps and sizes)."""
+def valid_loss(model, windows: torch.Tensor, tokenizer, recipe: Recipe, device, family: Family) -> float:
+    """Loss on fixed held-out windows, with a fixed mask for the MLM (comparable across steps and sizes)."""
     model.eval()
     generator = torch.Generator().manual_seed(12345)
     losses = []
     for chunk in windows.split(recipe.batch_size):
-        inputs, mask, targets = mask_tokens(chunk, tokenizer, recipe.mask_prob, generator)
-        losses.append(mlm_loss(model, inputs.to(device), mask.to(device), targets.to(device)).item())
+        losses.append(family.batch_loss(model, chunk, generator, tokenizer, recipe, device).item())
     model.train()
     return float(np.mean(losses))
 
@@ -252,14 +288,17 @@ def check_same_recipe(folder: Path, recipe: Recipe) -> None:
 
 
 def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream: torch.Tensor,
-             valid_windows: torch.Tensor, save_steps: list[int], device: torch.device, progress: bool = True) -> None:
+             valid_windows: torch.Tensor, save_steps: list[int], device: torch.device, progress: bool = True,
+             family: Family | None = None) -> None:
     """Train one size for ``recipe.steps`` steps, saving ``step-<N>/`` at every N in ``save_steps``."""
     from tqdm.auto import tqdm
 
+    family = family or MLM
+    train_key, valid_key = f"train_{family.loss_name}_loss", f"valid_{family.loss_name}_loss"
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     check_same_recipe(folder, recipe)
-    model = build_model(size, tokenizer, recipe).to(device)
+    model = family.build_model(size, tokenizer, recipe).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
@@ -277,7 +316,6 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
         else:
             print(f"{name}: {resume} was made with another recipe; starting over")
     n_params = sum(p.numel() for p in model.parameters())
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     if device.type == "cuda":
         autocast = torch.autocast("cuda", dtype=torch.bfloat16)
     else:
@@ -290,35 +328,34 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
     for step in bar:
         if step in save_steps and not (folder / f"step-{step}" / "pretraining.json").is_file():
             with autocast:
-                held_out = valid_loss(model, valid_windows, tokenizer, recipe, device)
+                held_out = valid_loss(model, valid_windows, tokenizer, recipe, device, family)
             info = {"size": name, **asdict(size), "step": step,
                     "tokens_seen": step * recipe.batch_size * recipe.seq_len,
-                    "valid_mlm_loss": held_out, "train_mlm_loss": float(np.mean(recent)) if recent else None,
+                    valid_key: held_out, train_key: float(np.mean(recent)) if recent else None,
                     "non_embedding_params": size.non_embedding_params(), "params": n_params,
                     "recipe": asdict(recipe), "seconds": time.time() - t0, "device": str(device)}
             save_checkpoint(model, tokenizer, folder / f"step-{step}", info)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                         "recipe": asdict(recipe)}, resume)
-            log.write(json.dumps({"step": step, "valid_mlm_loss": held_out}) + "\n")
+            log.write(json.dumps({"step": step, valid_key: held_out}) + "\n")
             log.flush()
         if step == recipe.steps:
             break
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
-        ids = sample_windows(stream, recipe.batch_size, recipe.seq_len, generator, bos, eos)
-        inputs, mask, targets = mask_tokens(ids, tokenizer, recipe.mask_prob, generator)
+        ids = family.windows(stream, recipe.batch_size, recipe.seq_len, generator, tokenizer)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, recipe)
         with autocast:
-            loss = mlm_loss(model, inputs.to(device), mask.to(device), targets.to(device))
+            loss = family.batch_loss(model, ids, generator, tokenizer, recipe, device)
         if not torch.isfinite(loss):
-            raise RuntimeError(f"{name}: MLM loss is {loss.item()} at step {step}; lower --lr")
+            raise RuntimeError(f"{name}: {family.loss_name.upper()} loss is {loss.item()} at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         recent = (recent + [loss.item()])[-50:]
         if step % 50 == 0:
-            log.write(json.dumps({"step": step, "train_mlm_loss": float(np.mean(recent)), "lr": lr_at(step, recipe),
+            log.write(json.dumps({"step": step, train_key: float(np.mean(recent)), "lr": lr_at(step, recipe),
                                   "seconds": time.time() - t0}) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{np.mean(recent):.3f}")
@@ -332,11 +369,20 @@ def parse_steps(text: str) -> list[int]:
     return steps
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", nargs="+", default=["xs", "s", "m"], choices=sorted(SIZES),
-                   help="family members to train (default xs s m: 50 k to 793 k non-embedding parameters)")
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "mlm", help="output folder (default runs/mlm)")
+MLM = Family(doc=__doc__, folder="mlm", loss_name="mlm", sizes=SIZES, recipe=Recipe, train_tokenizer=train_tokenizer,
+             windows=lambda stream, batch, seq_len, generator, tokenizer: sample_windows(
+                 stream, batch, seq_len, generator, tokenizer.bos_token_id, tokenizer.eos_token_id),
+             build_model=build_model, batch_loss=masked_batch_loss)
+
+
+def main(argv=None, family: Family = MLM) -> int:
+    sizes = family.sizes
+    p = argparse.ArgumentParser(description=family.doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=["xs", "s", "m"], choices=sorted(sizes),
+                   help=f"family members to train (default xs s m: {sizes['xs'].non_embedding_params() / 1e3:.0f} k "
+                        f"to {sizes['m'].non_embedding_params() / 1e3:.0f} k non-embedding parameters)")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / family.folder,
+                   help=f"output folder (default runs/{family.folder})")
     p.add_argument("--corpus-dir", type=Path, help="default: shared/data/corpus")
     p.add_argument("--steps", type=int, default=Recipe.steps, help=f"training steps (default {Recipe.steps})")
     p.add_argument("--save-steps", type=parse_steps, default="0,250,500,1000,2000,3000,4000,6000",
@@ -358,7 +404,7 @@ def main(argv=None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
-    recipe = Recipe(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+    recipe = family.recipe(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                     warmup=min(Recipe.warmup, max(1, args.steps // 10)), vocab_size=args.vocab_size, seed=args.seed)
     save_steps = [s for s in args.save_steps if s <= recipe.steps]
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -367,25 +413,26 @@ def main(argv=None) -> int:
     train_files, valid_file = corpus_files(corpus_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     paragraphs = read_paragraphs(train_files, args.max_corpus_chars)
-    tokenizer = load_or_train_tokenizer(args.out, paragraphs, recipe.vocab_size)
+    tokenizer = load_or_train_tokenizer(args.out, paragraphs, recipe.vocab_size, family.train_tokenizer)
     stream = torch.from_numpy(load_or_tokenize(args.out / "tokens.npy", tokenizer, paragraphs).astype(np.int64))
     valid_paragraphs = read_paragraphs([valid_file], args.max_corpus_chars)
     valid_stream = torch.from_numpy(token_stream(tokenizer, valid_paragraphs).astype(np.int64))
-    valid = sample_windows(valid_stream, args.valid_windows, recipe.seq_len, torch.Generator().manual_seed(0),
-                           tokenizer.bos_token_id, tokenizer.eos_token_id)
+    valid = family.windows(valid_stream, args.valid_windows, recipe.seq_len, torch.Generator().manual_seed(0),
+                           tokenizer)
     print(f"corpus: {len(stream):,} training tokens; {recipe.steps} steps × {recipe.batch_size} × {recipe.seq_len} "
           f"= {recipe.steps * recipe.batch_size * recipe.seq_len / len(stream):.2f} epochs; device {device}")
     for name in args.sizes:
-        size = SIZES[name]
+        size = sizes[name]
         print(f"{name}: {size.layers} layers × {size.hidden}, {size.non_embedding_params():,} non-embedding parameters")
-        pretrain(name, size, recipe, args.out, tokenizer, stream, valid, save_steps, device, not args.no_progress)
+        pretrain(name, size, recipe, args.out, tokenizer, stream, valid, save_steps, device, not args.no_progress,
+                 family)
     # Sizes may be trained by separate commands (one per core): family.json lists all of them.
     family_path = args.out / "family.json"
-    family = json.loads(family_path.read_text()) if family_path.is_file() else {"sizes": {}}
-    family["sizes"].update({n: {**asdict(SIZES[n]), "non_embedding_params": SIZES[n].non_embedding_params()}
-                            for n in args.sizes})
-    family.update(recipe=asdict(recipe), save_steps=save_steps)
-    family_path.write_text(json.dumps(family, indent=2) + "\n")
+    listing = json.loads(family_path.read_text()) if family_path.is_file() else {"sizes": {}}
+    listing["sizes"].update({n: {**asdict(sizes[n]), "non_embedding_params": sizes[n].non_embedding_params()}
+                             for n in args.sizes})
+    listing.update(recipe=asdict(recipe), save_steps=save_steps)
+    family_path.write_text(json.dumps(listing, indent=2) + "\n")
     return 0
 
 
