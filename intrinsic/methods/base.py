@@ -144,7 +144,8 @@ class Method(ABC):
     def counts(self, built: nn.Module, knob: int | None, *, head: str, head_names: list[str]) -> Counts:
         """The three counts of a model this method built."""
 
-    def fit(self, built: nn.Module, train: Callable, **kwargs):
+    def fit(self, built: nn.Module, train: Callable, /, **kwargs):
         """Train ``built`` with ``train`` (:func:`~intrinsic.training.train_and_evaluate` or a
-        stand-in with its signature) and return its ``RunResult``; one phase unless overridden."""
+        stand-in with its signature; positional, since ``train_and_evaluate`` takes a ``train``
+        split among ``kwargs``) and return its ``RunResult``; one phase unless overridden."""
         return train(built, **kwargs)
