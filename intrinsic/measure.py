@@ -37,6 +37,7 @@ from pathlib import Path
 
 from . import statistics as stats
 from .errors import ConfigError
+from .methods import HEAD_POLICIES, METHOD_NAMES, get_method
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .results import D90Result
 from .runner import Runner, TrainFn
@@ -66,6 +67,12 @@ class MeasureConfig:
     task: str = setting(help=f"GLUE task: {', '.join(TASKS)}")
     data_dir: str | None = setting(None, help="folder in the layout of GLUE's download script",
                                    shown="the hub (nyu-mll/glue)")
+    method: str | None = setting(None, help="fine-tuning method whose size knob is searched",
+                                 choices=METHOD_NAMES, shown="did (said with --said)")
+    head: str | None = setting(None, choices=HEAD_POLICIES,
+                               help="classification head: frozen at its random start, trained directly, or "
+                                    "projected with the model (did and said only)",
+                               shown="projected for did/said, else frozen")
     projection: str = setting("fastfood", help="the random projection P", choices=tuple(sorted(PROJECTIONS)))
     said: bool = setting(False, help="structure-aware mode: one learned scale per tensor, taken out of the budget d")
     layout: str = setting("stacked", help="Fastfood blocks: stacked over all parameters, or one per tensor",
@@ -79,9 +86,10 @@ class MeasureConfig:
                                     "mean over seeds")
     threshold: float = setting(0.9, type=float, help="fraction of full fine-tuning (or of its gain over chance) "
                                                      "to reach")
-    lrs: list[float] = setting(default_factory=lambda: [1e-2, 3e-2, 1e-1], flag="--lr", type=float, nargs="+",
-                               help="AdamW learning rates tried on θ_d at each d; the best on the selection split "
-                                    "counts")
+    lrs: list[float] | None = setting(None, flag="--lr", type=float, nargs="+",
+                                      help="AdamW learning rates tried at each knob (θ_d for did/said); the best on "
+                                           "the selection split counts",
+                                      shown="the method's: 1e-2 3e-2 1e-1 for did/said")
     full_lr: float | list[float] = setting(2e-5, type=float, nargs="+",
                                            help="full fine-tuning learning rates; the best on the selection split "
                                                 "is the baseline")
@@ -95,15 +103,22 @@ class MeasureConfig:
     batch_size: int = setting(32, type=int, help="examples per step (batches padded to their longest)")
     max_length: int = setting(128, type=int, help="tokens per example")
     max_train_samples: int | None = setting(None, type=int, help="use the first N training examples", shown="all")
-    start_d: int = setting(128, type=int, help="first d of the search (doubled until a hit, then bisected)")
-    max_d: int | None = setting(None, type=int, help="largest d the search tries", shown="D")
+    start_d: int | None = setting(None, type=int, help="first knob of the search (doubled until a hit, then bisected)",
+                                  shown="128 for d, else the method's")
+    max_d: int | None = setting(None, type=int, help="largest knob the search tries",
+                                shown="D for d, else the model's limit or 4,096")
     resolution: float = setting(0.25, type=float, help="bisect until first hit / last miss ≤ 1 + resolution")
     device: str = setting("auto", help="cpu, cuda, cuda:1, …; auto: cuda if available")
 
     def __post_init__(self):
+        method = get_method(self.method_name)  # an unknown method fails here, naming the known ones
+        if self.said and self.method not in (None, "said"):
+            raise ConfigError("said", f"selects the method said; it cannot be combined with method {self.method!r}")
+        method.check(None, self.head_policy)
         for f in fields(self):
             choices = f.metadata["choices"]
-            if choices is not None and getattr(self, f.name) not in choices:
+            value = getattr(self, f.name)
+            if choices is not None and value not in choices and not (value is None and f.default is None):
                 raise ConfigError(f.name, f"must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
         if self.dims is not None and (not self.dims or any(int(d) <= 0 for d in self.dims)):
             raise ConfigError("dims", f"must be positive integers, got {self.dims}")
@@ -111,7 +126,7 @@ class MeasureConfig:
             raise ConfigError("seeds", "must hold at least one seed")
         if not 0 < self.threshold <= 1:
             raise ConfigError("threshold", f"must be in (0, 1], got {self.threshold}")
-        for name, values in (("lrs", self.lrs), ("full_lr", self.full_lrs)):
+        for name, values in (("lrs", self.learning_rates), ("full_lr", self.full_lrs)):
             if not values or any(not lr > 0 for lr in values):
                 raise ConfigError(name, f"must be positive learning rates, got {getattr(self, name)}")
         for name in ("epochs", "resolution"):
@@ -122,6 +137,21 @@ class MeasureConfig:
             if value is not None and value < 1:
                 raise ConfigError(name, f"must be at least 1, got {value}")
         get_task(self.task)  # an unknown task fails here, before any model is loaded
+
+    @property
+    def method_name(self) -> str:
+        """``method``, or did (said with ``said=True``) when it is None."""
+        return self.method or ("said" if self.said else "did")
+
+    @property
+    def head_policy(self) -> str:
+        """``head``, or the method's default: projected for did and said (the paper's), else frozen."""
+        return self.head or ("projected" if self.method_name in ("did", "said") else "frozen")
+
+    @property
+    def learning_rates(self) -> list[float]:
+        """``lrs``, or the method's default grid."""
+        return list(self.lrs) if self.lrs is not None else list(get_method(self.method_name).default_lrs)
 
     @property
     def full_lrs(self) -> list[float]:
@@ -157,27 +187,36 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
     subspace_runs: list[dict] = []
     failed = [0]
 
-    def score(d: int) -> float:
-        if config.said and d <= runner.num_tensors:
-            return float("-inf")  # SAID spends m of d on λ: d ≤ m cannot be trained, a miss
+    method = runner.method
+    low, max_d = runner.knob_limits() if method.knob is not None else (None, None)
+
+    def score(knob: int | None) -> float:
+        """The curve's value at ``knob``; a point's ``d`` is the knob (the trainable count for a
+        method of fixed size), ``knob`` the knob itself, and the counts come with it."""
+        if knob is not None and knob < low:
+            return float("-inf")  # e.g. SAID spends m of d on λ: d ≤ m cannot be trained, a miss
+        counts = runner.counts(knob)
+        d = counts["trainable"] if knob is None else knob
         if d not in curve:
-            by_lr = [(lr, [runner.run(d, lr, seed) for seed in config.seeds]) for lr in config.lrs]
+            by_lr = [(lr, [runner.run_method(knob, lr, seed) for seed in config.seeds])
+                     for lr in config.learning_rates]
             for _, runs in by_lr:
                 subspace_runs.extend(runs)
                 failed[0] += sum(r["status"] != "ok" for r in runs)
             point = choose.best(by_lr) or {"mean": float("-inf"), "std": 0.0, "n": 0, "lr": None,
                                            "selection_mean": None, "scores": [None] * len(config.seeds)}
-            curve[d] = {"d": d, **point, "bound": math.sqrt(d / len(runner.train))}
+            curve[d] = {"d": d, "knob": knob, **point, "bound": math.sqrt(d / len(runner.train)), **counts}
         return curve[d]["mean"]
 
     target = paper_target(full, config.threshold)
     corrected = chance_corrected_target(full, chance, config.threshold)
-    max_d = config.max_d or runner.D
-    if config.dims:
+    if method.knob is None:  # a method of fixed size: one point
+        score(None)
+    elif config.dims:
         for d in sorted(set(config.dims)):
             score(d)
     else:
-        start = min(config.start_d, max_d)
+        start = min(config.start_d or method.knob.first, max_d)
         if target > chance:
             find_smallest_d(score, target, start, max_d, config.resolution)
         if corrected > chance:
@@ -200,6 +239,11 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
                      "majority class reaches it, so d90 is undefined here; read the chance-corrected d90")
 
     points = [curve[d] for d in sorted(curve)]
+    smallest = method.knob.low if method.knob is not None else None
+    if points and points[0]["knob"] == smallest and points[0]["mean"] >= min(target, corrected):
+        setting = "its only setting" if smallest is None else f"its smallest setting ({method.knob.name} = {smallest})"
+        notes.append(f"{method.name} reaches a target at {setting}: its parameters-to-90 % is at most "
+                     f"{points[0]['trainable']:,}, not a measured threshold")
     status = "measured"
     if points and d90 is None and d90c is None and corrected > chance:
         status = _trainability(runner, config, points, subspace_runs, chance, metric, notes)
@@ -215,7 +259,8 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
         full_lr=full_point["lr"], selection=config.selection,
         validation_examples=None if runner.validation is None else len(runner.validation),
         full_selection_metric=full_point["selection_mean"], full_scores=full_point["scores"],
-        uncertainty=uncertainty, status=status,
+        uncertainty=uncertainty, status=status, method=method.name,
+        knob=None if method.knob is None else method.knob.name, head=runner.head,
     )
 
 
@@ -258,12 +303,14 @@ def _trainability(runner: Runner, config: MeasureConfig, points: list[dict], run
     """"not trainable" when no subspace run trained, at ``lrs`` nor at the wider grid; else "measured"."""
     if any(_trained(run, chance, metric) for run in runs):
         return "measured"
-    wider = [min(config.lrs) / WIDER_GRID_FACTOR, max(config.lrs) * WIDER_GRID_FACTOR]
-    d = points[-1]["d"]
-    trained_at = [lr for lr in wider if any(_trained(runner.run(d, lr, seed), chance, metric) for seed in config.seeds)]
-    tried = ", ".join(f"{lr:g}" for lr in sorted({*config.lrs, *wider}))
+    wider = [min(config.learning_rates) / WIDER_GRID_FACTOR, max(config.learning_rates) * WIDER_GRID_FACTOR]
+    d, knob = points[-1]["d"], points[-1]["knob"]
+    trained_at = [lr for lr in wider
+                  if any(_trained(runner.run_method(knob, lr, seed), chance, metric) for seed in config.seeds)]
+    tried = ", ".join(f"{lr:g}" for lr in sorted({*config.learning_rates, *wider}))
     if trained_at:
-        notes.append(f"no subspace run trained at learning rates {', '.join(f'{lr:g}' for lr in config.lrs)}, but at "
+        grid = ", ".join(f"{lr:g}" for lr in config.learning_rates)
+        notes.append(f"no subspace run trained at learning rates {grid}, but at "
                      f"d = {d:,} runs train at {', '.join(f'{lr:g}' for lr in trained_at)}: measure again with "
                      "learning rates that include it")
         return "measured"

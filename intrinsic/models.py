@@ -93,14 +93,21 @@ def load_classifier(spec: str, num_labels: int, pad_token_id: int | None = None)
     last token that is not ``config.pad_token_id``, so the two must agree (without an id they refuse
     batches; with another one they pool a pad). Encoders read the id only when they are built.
     """
+    return load_classifier_and_new_names(spec, num_labels, pad_token_id)[0]
+
+
+def load_classifier_and_new_names(spec: str, num_labels: int, pad_token_id: int | None = None):
+    """(:func:`load_classifier`'s model, the sorted names of the parameters the checkpoint did not
+    hold and loading initialised afresh: the classifier, and a pooler a checkpoint was saved without)."""
     from transformers import AutoModelForSequenceClassification
 
     model = ModelSpec.parse(spec)
-    classifier = AutoModelForSequenceClassification.from_pretrained(model.name, num_labels=num_labels,
-                                                                    **model.kwargs())
+    classifier, info = AutoModelForSequenceClassification.from_pretrained(
+        model.name, num_labels=num_labels, output_loading_info=True, **model.kwargs())
     if pad_token_id is not None:
         classifier.config.pad_token_id = pad_token_id
-    return classifier
+    names = {n for n, _ in classifier.named_parameters()}
+    return classifier, sorted(names & set(info["missing_keys"]))
 
 
 def pretraining_step(spec: str) -> int | None:

@@ -22,11 +22,15 @@ KINDS = ("d90", "corrected")  # the paper's d90 and the chance-corrected d90
 class D90Result:
     """One measurement: d90, the curve it came from, and everything needed to reproduce it.
 
-    ``curve`` holds one point per d measured, sorted by d: ``{"d", "mean", "std", "n", "lr",
-    "selection_mean", "scores", "bound"}``: the dev mean, standard deviation and count over seeds
-    at the learning rate ``lr`` chosen on the selection split (``selection_mean``: its mean there),
-    the per-seed dev ``scores`` in the order of ``config["seeds"]``, and ``bound`` = √(d/m);
-    ``n == 0`` and mean −inf when no learning rate had every seed succeed.
+    ``curve`` holds one point per d measured, sorted by d: ``{"d", "knob", "mean", "std", "n", "lr",
+    "selection_mean", "scores", "bound", "trainable", "stored", "head"}``: the dev mean, standard
+    deviation and count over seeds at the learning rate ``lr`` chosen on the selection split
+    (``selection_mean``: its mean there), the per-seed dev ``scores`` in the order of
+    ``config["seeds"]``, ``bound`` = √(d/m) and the method's three counts
+    (:class:`intrinsic.methods.Counts`); ``n == 0`` and mean −inf when no learning rate had every
+    seed succeed. ``d`` is the method's knob (``knob``), or its trainable count for a method of
+    fixed size (``knob`` None). ``method``, ``knob`` (the knob's name) and ``head`` (the head
+    policy) say what was measured; d90 is the smallest knob reaching the target.
 
     ``selection`` is where learning rates were chosen: "validation" (held out of the training
     file; ``validation_examples`` of them) or "dev" (optimistic: dev also reports). ``uncertainty``
@@ -63,6 +67,9 @@ class D90Result:
     full_scores: list | None = None  # full fine-tuning's per-seed dev metric
     uncertainty: dict = field(default_factory=dict)
     status: str = "measured"  # or "not trainable"
+    method: str = "did"  # the fine-tuning method (intrinsic.methods); "said" in results written before methods
+    knob: str | None = "d"  # the name of its size setting; None for a method of fixed size
+    head: str = "projected"  # the head policy
 
     @property
     def label(self) -> str:
@@ -185,7 +192,10 @@ class D90Result:
     def from_dict(cls, data: dict) -> D90Result:
         """Inverse of :meth:`to_dict` (derived keys such as ``bound_term`` are recomputed)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        known = {k: v for k, v in data.items() if k in names}
+        if "method" not in data and (data.get("config") or {}).get("said"):  # written before methods
+            known["method"] = "said"
+        return cls(**known)
 
     @classmethod
     def load(cls, path: str | Path) -> D90Result:

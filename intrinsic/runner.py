@@ -22,7 +22,8 @@ import torch
 
 from .config import SubspaceConfig
 from .errors import ModelLoadError
-from .models import ModelSpec, load_classifier, load_tokenizer, model_info, weights_fingerprint
+from .methods import SEARCH_CAP, Counts, get_method, head_parameter_names
+from .models import ModelSpec, load_classifier_and_new_names, load_tokenizer, model_info, weights_fingerprint
 from .notices import note_once
 from .projections.fastfood import RANDOM_SCHEME as FASTFOOD_RANDOM_SCHEME
 from .store import ResultStore
@@ -82,20 +83,30 @@ class Runner:
         self.warned_stale = False  # one warning per model when its folder changed since stored runs
         self._sizes: dict | None = None  # D, num_tensors, info: read from the first model loaded
         self.projections = ProjectionCache(len(config.seeds))  # a (d, seed)'s runs at every lr share one
+        self.method = get_method(config.method_name)
+        self.head = config.head_policy
+        self._counts: dict = {}
 
     # ------------------------------------------------------------------ the model and its sizes
     def load_model(self, seed: int) -> torch.nn.Module:
-        """The classifier with its head initialised from ``seed``; records the model's sizes."""
+        """The classifier with its head initialised from ``seed``; records the model's sizes and
+        which of its parameters loading initialised afresh (the head)."""
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()  # our own bars show the runs
         torch.manual_seed(seed)  # the classification head is freshly initialised
-        model = self._loading(load_classifier, self.config.model, self.task.num_labels, self.tokenizer.pad_token_id)
+        model, new_names = self._loading(load_classifier_and_new_names, self.config.model, self.task.num_labels,
+                                         self.tokenizer.pad_token_id)
         if self._sizes is None:
             self._sizes = {"D": sum(p.numel() for p in model.parameters()),
                            "num_tensors": sum(1 for p in model.parameters() if p.numel() > 0),
-                           "info": model_info(self.config.model, model)}
+                           "info": model_info(self.config.model, model),
+                           "head_names": head_parameter_names(model, new_names or None)}
+            beyond = [n for n in new_names if n not in head_parameter_names(model)]
+            if beyond:
+                note_once(f"{self.info['label']}: {', '.join(beyond)} are not in the checkpoint and start random; "
+                          "they count as head (head policy: " + self.head + ")")
         return model
 
     @staticmethod
@@ -128,6 +139,49 @@ class Runner:
         """``intrinsic.models.model_info`` of the classifier: label, revision, counts, pre-training step."""
         return self._size("info")
 
+    @property
+    def head_names(self) -> list[str]:
+        """The head's parameters: those loading initialised afresh (``methods.head_parameter_names``)."""
+        return self._size("head_names")
+
+    # ------------------------------------------------------------------ the method and its knob
+    @property
+    def is_subspace(self) -> bool:
+        return self.method.name in ("did", "said")
+
+    def knob_limits(self) -> tuple[int, int]:
+        """(smallest, largest) knob the search may try: the method's range, the model's limit
+        (:meth:`~intrinsic.methods.Method.knob_max`, else ``SEARCH_CAP``), and ``max_d``."""
+        knob = self.method.knob
+        if self.is_subspace:
+            excluded = 0 if self.head == "projected" else len(self.head_names)
+            low = self.num_tensors - excluded + 1 if self.method.name == "said" else 1
+            high = self.D
+        else:
+            low = knob.low
+            high = self.method.knob_max(self.load_model(self.config.seeds[0]), self.head_names) or SEARCH_CAP
+        if knob.high is not None:
+            high = min(high, knob.high)
+        return low, min(high, self.config.max_d or high)
+
+    def counts(self, knob: int | None) -> dict:
+        """``trainable``, ``stored`` and ``head`` counts of the method at ``knob`` (built once)."""
+        if knob not in self._counts:
+            if self.is_subspace:
+                head = sum(p.numel() for n, p in self._parameter_shapes().items() if n in self.head_names) \
+                    if self.head == "train" else 0
+                counts = Counts(knob + head, knob + head, head)
+            else:
+                seed = self.config.seeds[0]
+                built = self.method.build(self.load_model(seed), knob, head=self.head, head_names=self.head_names,
+                                          seed=seed)
+                counts = self.method.counts(built, knob, head=self.head, head_names=self.head_names)
+            self._counts[knob] = counts.to_dict()
+        return self._counts[knob]
+
+    def _parameter_shapes(self) -> dict:
+        return dict(self.load_model(self.config.seeds[0]).named_parameters())
+
     # ------------------------------------------------------------------ runs
     def train_config(self, lr: float, seed: int) -> TrainConfig:
         c = self.config
@@ -135,14 +189,19 @@ class Runner:
 
     def subspace_config(self, d: int | None, seed: int) -> SubspaceConfig | None:
         c = self.config
-        return None if d is None else SubspaceConfig(
-            d=d, projection=c.projection, said=c.said, seed=seed, normalization=c.normalization,
-            layout=c.layout if c.projection == "fastfood" else "stacked",
+        return None if d is None or not self.is_subspace else SubspaceConfig(
+            d=d, projection=c.projection, said=self.method.name == "said", seed=seed,
+            normalization=c.normalization, layout=c.layout if c.projection == "fastfood" else "stacked",
         )
 
-    def run_config(self, d: int | None, lr: float, seed: int) -> dict:
-        """Everything that defines one run: the store's key is a hash of this dict."""
-        subspace = self.subspace_config(d, seed)
+    def run_config(self, d: int | None, lr: float, seed: int, *, full: bool | None = None) -> dict:
+        """Everything that defines one run: the store's key is a hash of this dict.
+
+        Full fine-tuning (``full``, by default when ``d`` is None) and DID/SAID with the head
+        projected have the keys they always had; DID/SAID with another head policy add ``head``;
+        other methods add ``method`` (name, knob, head) instead of ``subspace``."""
+        full = d is None if full is None else full
+        subspace = None if full else self.subspace_config(d, seed)
         run_config = {
             "model": self.model_name, "task": self.task.name, "data_dir": self.data_dir,
             "max_train_samples": self.config.max_train_samples, "train": self.train_config(lr, seed).to_dict(),
@@ -150,6 +209,10 @@ class Runner:
         }
         if subspace is not None and subspace.projection == "fastfood":
             run_config["fastfood_random"] = FASTFOOD_RANDOM_SCHEME  # which P a seed means
+        if not full and self.is_subspace and self.head != "projected":
+            run_config["head"] = self.head
+        if not full and not self.is_subspace:
+            run_config["method"] = {"name": self.method.name, "knob": d, "head": self.head}
         if self.tokenizer_setup.changes():  # a decoder's pad token, padding side, pair separator
             run_config["tokenizer"] = self.tokenizer_setup.changes()
         if self.validation is not None:  # the training examples come from the rest of the file
@@ -160,8 +223,29 @@ class Runner:
         return run_config
 
     def run(self, d: int | None, lr: float, seed: int) -> dict:
-        """One run: full fine-tuning when d is None, else a subspace of dimension d."""
-        run_config = self.run_config(d, lr, seed)
+        """One run: full fine-tuning when d is None, else the method at knob d."""
+        return self.run_full(lr, seed) if d is None else self.run_method(d, lr, seed)
+
+    def run_full(self, lr: float, seed: int) -> dict:
+        """Full fine-tuning: every parameter trained."""
+        return self._run(self.run_config(None, lr, seed, full=True), lambda model: model,
+                         f"full fine-tuning seed={seed}", lr, seed, fit=lambda model, train, **kw: train(model, **kw))
+
+    def run_method(self, knob: int | None, lr: float, seed: int) -> dict:
+        """The method at ``knob`` (None for a method of fixed size), its head per the head policy."""
+        name = self.method.name if knob is None else f"{self.method.knob.name}={knob}"
+        extra = {"subspace": self.subspace_config(knob, seed), "projections": self.projections} \
+            if self.is_subspace else {}
+
+        def build(model):
+            return self.method.build(model, knob, head=self.head, head_names=self.head_names, seed=seed, **extra)
+
+        return self._run(self.run_config(knob, lr, seed, full=False), build, f"{name} lr={lr:g} seed={seed}",
+                         lr, seed, fit=self.method.fit)
+
+    def _run(self, run_config: dict, build: Callable, description: str, lr: float, seed: int, *,
+             fit: Callable) -> dict:
+        """The stored result of ``run_config``, else ``fit(build(model), train, ...)`` stored."""
         record = self.store.record(run_config)
         if record is not None:
             stored = record.get("model_fingerprint")
@@ -169,17 +253,15 @@ class Runner:
                 return record["result"]
             if not self.warned_stale:
                 warnings.warn(f"{self.config.model} has changed since runs of it were stored in {self.store.path}: "
-                              "those runs are ignored and measured again", RuntimeWarning, stacklevel=2)
+                              "those runs are ignored and measured again", RuntimeWarning, stacklevel=3)
             self.warned_stale = True
-        model = self.load_model(seed)
-        subspace = self.subspace_config(d, seed)
-        if subspace is not None:
-            from .wrapper import SubspaceWrapper
+        model = build(self.load_model(seed))
+        config = self.train_config(lr, seed)
 
-            model = SubspaceWrapper(model, config=subspace, projections=self.projections)
-        label = "full fine-tuning" if d is None else f"d={d} lr={lr:g}"
-        result = self.train_fn(model, self.task, self.tokenizer, self.train, self.dev, self.train_config(lr, seed),
-                               device=self.config.device, progress=self.progress,
-                               description=f"{label} seed={seed}", validation=self.validation).to_dict()
+        def train(built, **kwargs):
+            return self.train_fn(built, self.task, self.tokenizer, self.train, self.dev, config, **kwargs)
+
+        result = fit(model, train, device=self.config.device, progress=self.progress,
+                     description=description, validation=self.validation).to_dict()
         self.store.put(run_config, result, model_fingerprint=self.fingerprint)
         return result

@@ -167,9 +167,9 @@ def test_help_documents_every_flag(capsys):
     text = capsys.readouterr().out
     for flag in ("--projection", "--said", "--no-said", "--dims", "--seeds", "--threshold", "--max-train-samples",
                  "--epochs", "--lr", "--device", "--output", "--figure", "--results", "--data-dir", "--layout",
-                 "--normalization"):
+                 "--normalization", "--method", "--head"):
         assert flag in text
-    assert "(default: 0.01 0.03 0.1)" in text and "(default: D)" in text  # from the fields' metadata
+    assert "(default: did (said with --said))" in text and "(default: D for d," in text  # the fields' metadata
 
 
 def test_readme_defaults_table_is_the_one_the_config_fields_give():
@@ -186,9 +186,10 @@ def test_defaults_table_has_one_row_per_setting_with_its_default():
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in defaults_table().splitlines()[2:]}
     assert list(rows) == [f"`{cli_flag(f)}`" + (", `--no-said`" if f.name == "said" else "")
                           for f in fields(MeasureConfig)] + [f"`{o.flag}`" for o in OPTIONS]
-    assert rows["`--lr`"][1:3] == ["`lrs`", "`0.01 0.03 0.1`"]
+    assert rows["`--lr`"][1:3] == ["`lrs`", "the method's: 1e-2 3e-2 1e-1 for did/said"]
     assert rows["`--full-lr`"][1:3] == ["`full_lr`", "`2e-5`"]
-    assert rows["`--max-d`"][2] == "D" and rows["`--model`"][2] == "required"
+    assert rows["`--max-d`"][2].startswith("D for d") and rows["`--model`"][2] == "required"
+    assert MeasureConfig(model="m", task="sst2").learning_rates == [1e-2, 3e-2, 1e-1]  # what the row says
 
 
 def test_parsed_flags_are_the_config_fields():

@@ -23,7 +23,16 @@ from __future__ import annotations
 import importlib
 
 from ..errors import ConfigError
-from .base import HEAD_POLICIES, Counts, Knob, Method, apply_head_policy, head_parameter_names, trainable_count
+from .base import (
+    HEAD_POLICIES,
+    SEARCH_CAP,
+    Counts,
+    Knob,
+    Method,
+    apply_head_policy,
+    head_parameter_names,
+    trainable_count,
+)
 
 _REGISTRY = {
     "did": "subspace:DID", "said": "subspace:SAID",
@@ -49,5 +58,5 @@ def get_method(name: str) -> Method:
     return getattr(module, class_name)()
 
 
-__all__ = ["HEAD_POLICIES", "METHOD_NAMES", "Counts", "Knob", "Method", "apply_head_policy", "get_method",
+__all__ = ["HEAD_POLICIES", "METHOD_NAMES", "SEARCH_CAP", "Counts", "Knob", "Method", "apply_head_policy", "get_method",
            "head_parameter_names", "trainable_count"]

@@ -42,6 +42,7 @@ from ..errors import ConfigError
 
 HEAD_POLICIES = ("frozen", "train", "projected")
 HEAD_MODULE_NAMES = ("classifier", "score")
+SEARCH_CAP = 4096  # the largest knob a search tries for a method whose model sets no limit
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,20 @@ class Counts:
 @dataclass(frozen=True)
 class Knob:
     """A method's size setting: ``name`` (``"r"``, ``"d"`` …), its integer range ``[low, high]``
-    (``high`` None: no upper bound but the model's), the ``default`` and what it means (``help``)."""
+    (``high`` None: no upper bound but the model's, :meth:`Method.knob_max`), the ``default``, what
+    it means (``help``), and where a search starts (``start``; None: at ``low``)."""
 
     name: str
     low: int
     high: int | None
     default: int
     help: str
+    start: int | None = None
+
+    @property
+    def first(self) -> int:
+        """Where the search for the smallest knob that reaches a target starts."""
+        return self.low if self.start is None else self.start
 
     def check(self, method: str, value: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -133,6 +141,11 @@ class Method(ABC):
 
     def unsupported(self, model: nn.Module) -> str | None:
         """Why this method cannot adapt ``model`` (names the architecture), or None if it can."""
+        return None
+
+    def knob_max(self, model: nn.Module, head_names: list[str]) -> int | None:
+        """The largest knob that ``model`` allows (None: no limit of the model's own; the search
+        then stops at :data:`SEARCH_CAP` or ``max_d``)."""
         return None
 
     @abstractmethod

@@ -173,7 +173,7 @@ class DiffPruning(Method):
     name = "diff-pruning"
     knob = Knob("k", 1, None, 86_000,
                 "diff entries kept after phase 1 (86,000: the paper's headline 0.5 %, of the 17.24 M numbers "
-                "diff pruning gates in paraphrase-MiniLM-L3-v2)")
+                "diff pruning gates in paraphrase-MiniLM-L3-v2)", start=128)
     default_lrs = (
         1e-4,  # the diffs are full-fine-tuning offsets, but gated and then sparse: 5× full tuning's 2e-5
         1e-3,  # few kept entries (small k) must each move further
@@ -187,6 +187,10 @@ class DiffPruning(Method):
             return (f"diff pruning gates each tensor once, and {type(model).__name__} shares {shared} parameter "
                     "tensor(s) between modules (tied weights)")
         return None
+
+    def knob_max(self, model: nn.Module, head_names: list[str]) -> int | None:
+        heads = set(head_names)
+        return sum(p.numel() for n, p in model.named_parameters() if n not in heads)
 
     def build(self, model: nn.Module, knob: int | None, *, head: str, head_names: list[str],
               seed: int) -> DiffPruned:

@@ -107,6 +107,10 @@ class Masking(FreezingMethod):
             raise ConfigError("keep", f"must be in (0, 1] with a positive threshold, got {keep}, {threshold}")
         self.keep, self.threshold = keep, threshold
 
+    def knob_max(self, model: nn.Module, head_names: list[str]) -> int | None:
+        layers = encoder_layers(model)
+        return None if layers is None else len(layers)
+
     def unsupported(self, model: nn.Module) -> str | None:
         if encoder_layers(model) is None:
             return (f"masking needs BERT-style encoder layers (encoder.layer[i] with {', '.join(MASKED)} as "

@@ -146,7 +146,7 @@ class PaFi(FreezingMethod):
 
     name = "pafi"
     knob = Knob("k", 1, None, 26_542, "entries trained: the k of smallest |θ₀| among the layers' weight matrices "
-                "(default 26,542 = 0.5 % of paraphrase-MiniLM-L3-v2's 5,308,416)")
+                "(default 26,542 = 0.5 % of paraphrase-MiniLM-L3-v2's 5,308,416)", start=128)
     # 1e-4: the entries are ordinary weights, and 1e-4 is full fine-tuning's usual rate …
     # … 1e-3: with so few entries moving (and all of them near zero), a larger step, as for BitFit.
     default_lrs = (1e-4, 1e-3)
@@ -156,6 +156,9 @@ class PaFi(FreezingMethod):
             return (f"{self.name} needs the weight matrices (nn.Linear or Conv1D) of a list of transformer layers; "
                     f"{type(model).__name__} has none")
         return None
+
+    def knob_max(self, model: nn.Module, head_names: list[str]) -> int | None:
+        return sum(m.weight.numel() for _, m in weight_matrices(model, head_names))
 
     def adapt(self, model: nn.Module, knob: int | None, head_names: list[str], seed: int) -> None:
         modules = [m for _, m in weight_matrices(model, head_names)]

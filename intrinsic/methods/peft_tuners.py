@@ -91,6 +91,9 @@ class _PeftMethod(Method):
         """The largest knob that makes sense for a model with ``config`` (None: no limit)."""
         return None
 
+    def knob_max(self, model: nn.Module, head_names: list[str]) -> int | None:
+        return self._knob_limit(model.config)
+
     def _wrap(self, peft, model: nn.Module, knob: int | None, seed: int) -> nn.Module:
         return peft.get_peft_model(model, self._config(peft, model, knob, seed))
 
@@ -230,7 +233,7 @@ class FourierFT(_Tuner):
     """
 
     name = "fourierft"
-    knob = Knob("n_frequency", 1, None, 1000, "learned spectral coefficients per adapted matrix")
+    knob = Knob("n_frequency", 1, None, 1000, "learned spectral coefficients per adapted matrix", start=8)
     default_lrs = (5e-2, 1e-1)  # Gao et al.'s range on RoBERTa-base (IDFT₂'s 1/(d_in·d_out) calls for large rates)
     starts_at_pretrained = True
     scaling: ClassVar[float] = 150.0
@@ -260,7 +263,8 @@ class UniLoRA(_Tuner):
     """
 
     name = "unilora"
-    knob = Knob("theta_d_length", 1, None, 256, "length of Uni-LoRA's one trained vector (the trainable count)")
+    knob = Knob("theta_d_length", 1, None, 256, "length of Uni-LoRA's one trained vector (the trainable count)",
+                start=16)
     default_lrs = (5e-3, 5e-2)  # the authors' GLUE rate for θ_d (5e-3, at d = 23,040), and a decade above for small d
     starts_at_pretrained = False
     rank: ClassVar[int] = 4

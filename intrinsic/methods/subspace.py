@@ -22,17 +22,16 @@ class DID(Method):
     """Direct intrinsic dimension (Li et al. 2018): θ_d ∈ R^d, a Fastfood projection by default."""
 
     name = "did"
-    knob = Knob("d", 1, None, 1024, "dimension of the random subspace: the trainable count")
+    knob = Knob("d", 1, None, 1024, "dimension of the random subspace: the trainable count", start=128)
     # The study's grid on MiniLM (docs/protocol.md): the update of each weight grows as lr·√(d/D).
-    default_lrs: ClassVar[tuple[float, ...]] = (3e-2, 1e-1)
+    default_lrs: ClassVar[tuple[float, ...]] = (1e-2, 3e-2, 1e-1)
     head_policies: ClassVar[tuple[str, ...]] = HEAD_POLICIES
     said: ClassVar[bool] = False
 
-    def subspace_config(self, knob: int, seed: int, **options) -> SubspaceConfig:
-        return SubspaceConfig(d=knob, said=self.said, seed=seed, **options)
-
     def build(self, model: nn.Module, knob: int | None, *, head: str, head_names: list[str], seed: int,
-              **options) -> nn.Module:
+              subspace: SubspaceConfig | None = None, projections=None) -> nn.Module:
+        """``SubspaceWrapper`` of ``model``; ``subspace`` gives the projection's settings (default:
+        Fastfood, global normalisation), ``projections`` a cache shared by a measurement's runs."""
         from ..wrapper import SubspaceWrapper
 
         d = self.check(knob, head)
@@ -41,10 +40,18 @@ class DID(Method):
         if self.said and d <= m:
             raise ConfigError("knob", f"of said (d) must exceed the model's {m} parameter tensors, whose scales "
                                       f"it includes; got {d}")
-        wrapper = SubspaceWrapper(model, config=self.subspace_config(d, seed, **options), exclude=exclude)
+        config = subspace or SubspaceConfig(d=d, said=self.said, seed=seed)
+        if (config.d, config.said, config.seed) != (d, self.said, seed):
+            raise ValueError(f"subspace {config} disagrees with {self.name} at d={d}, seed={seed}")
+        wrapper = SubspaceWrapper(model, config=config, projections=projections, exclude=exclude)
         if head != "projected":
             apply_head_policy(model, head, head_names)
         return wrapper
+
+    def knob_max(self, model: nn.Module, head_names: list[str]) -> int | None:
+        """D: the model's parameter count, without the head unless it is projected (an upper bound
+        either way)."""
+        return sum(p.numel() for p in model.parameters())
 
     def counts(self, built: nn.Module, knob: int | None, *, head: str, head_names: list[str]) -> Counts:
         params = dict(built.model.named_parameters())
@@ -57,5 +64,6 @@ class SAID(DID):
     scale λ_i per tensor (m tensors), so d must exceed m."""
 
     name = "said"
-    knob = Knob("d", 2, None, 1024, "dimension of the random subspace including the m per-tensor scales")
+    knob = Knob("d", 2, None, 1024, "dimension of the random subspace including the m per-tensor scales",
+                start=128)
     said = True
