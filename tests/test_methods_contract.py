@@ -16,7 +16,7 @@ from .conftest import tiny_bert_classifier, tiny_roberta_classifier
 # A small knob per method: tiny models have 2 layers of width 32.
 SMALL_KNOB = {"did": 64, "said": 128, "lora": 2, "prompt-tuning": 3, "p-tuning": 3, "ia3": None, "vera": 2,
               "fourierft": 8, "unilora": 256, "prefix-tuning": 3, "houlsby": 4, "pfeiffer": 4, "bitfit": None,
-              "bitfit-subset": None, "diff-pruning": 100, "masking": 1, "pafi": 100, "hiwi": 2}
+              "bitfit-subset": None, "diff-pruning": 100, "masking": 1, "pafi": 100, "hiwi": 2, "head-only": None}
 MODELS = {"bert": tiny_bert_classifier, "roberta": tiny_roberta_classifier}
 
 
@@ -32,10 +32,11 @@ def inputs(model):
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def build(name, family, head="frozen"):
+def build(name, family, head=None):
     model = MODELS[family]()
     reference = copy.deepcopy(model)
     method = get_method(name)
+    head = head or ("frozen" if "frozen" in method.head_policies else method.head_policies[0])
     knob = method.check(SMALL_KNOB[name], head)
     heads = head_parameter_names(model)
     built = method.build(model, knob, head=head, head_names=heads, seed=0)
@@ -50,9 +51,10 @@ def test_every_method_has_a_small_knob_here():
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_counts_are_what_the_optimizer_updates_and_the_start_is_pretrained(name, family):
     method, built, reference, knob, heads = build(name, family)
-    counts = method.counts(built, knob, head="frozen", head_names=heads)
+    head = "frozen" if "frozen" in method.head_policies else "train"  # head-only trains the head by definition
+    counts = method.counts(built, knob, head=head, head_names=heads)
     assert counts.trainable == trainable_count(built) > 0
-    assert counts.head == 0 and 0 < counts.stored
+    assert counts.head == (0 if head == "frozen" else counts.trainable) and 0 < counts.stored
     built.eval()
     batch = inputs(reference)
     if method.starts_at_pretrained:
@@ -76,6 +78,7 @@ def test_the_head_is_trained_only_under_head_train(name):
 @pytest.mark.parametrize("family", MODELS)
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_one_step_trains_and_leaves_the_frozen_head_alone(name, family):
+    heads_trained = name == "head-only"  # it trains the head by definition: only the step's effect is checked
     method, built, reference, knob, heads = build(name, family)
     head_before = {n: p.detach().clone() for n, p in reference.named_parameters() if n in heads}
     batch = inputs(reference)
@@ -90,6 +93,8 @@ def test_one_step_trains_and_leaves_the_frozen_head_alone(name, family):
     loss.backward()
     optimizer.step()
     assert not torch.equal(built.eval()(**batch).logits, before)
+    if heads_trained:
+        return
     after = {n.split("base_model.model.")[-1]: p for n, p in built.named_parameters()}
     for name_, value in head_before.items():
         match = [p for n, p in after.items() if n.endswith(name_)]
@@ -101,7 +106,7 @@ def test_a_knob_outside_its_range_is_a_config_error(name):
     method = get_method(name)
     if method.knob is None:  # a method of fixed size takes no knob at all
         with pytest.raises(ConfigError, match="no size setting"):
-            method.check(1, "frozen")
+            method.check(1, method.head_policies[0])
     else:
         with pytest.raises(ConfigError, match=f"\\({method.knob.name}\\)"):
             method.check(method.knob.low - 1, "frozen")

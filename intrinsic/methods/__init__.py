@@ -15,6 +15,7 @@ bias terms          ``bitfit.py``               ``bitfit``, ``bitfit-subset``
 sparse differences  ``diff_pruning.py``         ``diff-pruning``
 binary masks        ``masking.py``              ``masking``
 PaFi and HiWi       ``pafi.py``                 ``pafi``, ``hiwi``
+the baseline        ``head_only.py``            ``head-only`` (a linear probe: the head alone)
 ==================  ==========================  =================================================
 """
 
@@ -45,6 +46,7 @@ _REGISTRY = {
     "diff-pruning": "diff_pruning:DiffPruning",
     "masking": "masking:Masking",
     "pafi": "pafi:PaFi", "hiwi": "pafi:HiWi",
+    "head-only": "head_only:HeadOnly",
 }
 METHOD_NAMES = tuple(_REGISTRY)
 
