@@ -1,4 +1,5 @@
-"""Every figure of d90 measurements: one curve, d90 against pre-training step and against model size.
+"""Every figure of d90 measurements: one curve, d90 against pre-training step and against model size,
+and the frontier of fine-tuning methods (metric against trainable parameters).
 
 Each function takes :class:`~intrinsic.results.D90Result` objects (or a
 :class:`~intrinsic.results.Sweep`), draws on ``ax`` or a new figure, and returns the figure.
@@ -265,6 +266,95 @@ def curves(results, ax=None, normalized: bool = False, title: str | None = None)
     # Outside the axes: inside, the legend hides the 0.9 line or a curve once several models share it.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
+
+
+FRONTIER_MARKERS = "osD^vP<>Xph*"
+
+
+def frontier(frontier, ax=None, kind: str = "d90", title: str | None = None):
+    """A :class:`~intrinsic.frontier.Frontier`: dev metric against trainable parameters (log x).
+
+    One curve per method (mean over seeds with std error bars; a method of fixed size is one
+    point), a star at its parameters-to-90 % for ``kind`` ("d90": the paper's target, "corrected":
+    the chance-corrected one), horizontal lines for full fine-tuning, both targets, chance and the
+    references (head-only, untrained), and beside the axes a table of the methods sorted by
+    trainable parameters at the target, their names in their curves' colours. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .results import KINDS
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    fig, ax = _axes(ax, figsize=(11, 5))
+    first = frontier.first
+    palette = plt.get_cmap("tab20").colors
+    # tab20's dark shades for the first ten methods, its light ones for the next ten
+    colors = {r.method: palette[2 * (i % 10) + (i // 10) % 2] for i, r in enumerate(frontier.results)}
+    xs, ys = [], [first.chance, first.full_metric]
+    for i, result in enumerate(frontier.results):
+        points = sorted((p for p in result.curve if p["n"]), key=lambda p: p["trainable"])
+        if not points:
+            continue
+        x, y = [p["trainable"] for p in points], [p["mean"] for p in points]
+        xs, ys = xs + x, ys + y
+        ax.errorbar(x, y, yerr=[p["std"] for p in points], color=colors[result.method], lw=1, ms=4, capsize=2,
+                    marker=FRONTIER_MARKERS[i % len(FRONTIER_MARKERS)], label=result.method)
+        point = frontier.at_target(result, kind)
+        if point is not None:
+            ax.scatter([point["trainable"]], [point["mean"]], marker="*", s=160, color=colors[result.method],
+                       edgecolors="k", linewidths=0.6, zorder=3, label=f"_{result.method} at the target")
+    references = [(first.full_metric, f"full fine-tuning {first.full_metric:.3f}", {"color": "k", "lw": 1.2}),
+                  (first.target, f"{first.threshold:g} × full {first.target:.3f}", {"color": "k", "ls": "--"}),
+                  (first.target_chance_corrected, f"chance-corrected target {first.target_chance_corrected:.3f}",
+                   {"color": "k", "ls": ":"}),
+                  (first.chance, f"chance {first.chance:.3f}", {"color": "grey", "ls": "-."})]
+    for (name, ref), style in zip(frontier.references.items(),
+                                  ({"color": "tab:brown", "lw": 2, "alpha": 0.5}, {"color": "grey", "ls": (0, (1, 3))}),
+                                  strict=False):
+        size = f", {ref['trainable']:,} parameters" if ref.get("trainable") else ""
+        references.append((ref["mean"], f"{name} {ref['mean']:.3f}{size}", style))
+        ys.append(ref["mean"])
+    lines = [ax.axhline(value, label=label, **{"lw": 1, **style}) for value, label, style in references]
+    ax.set_ylim(min(ys) - 0.02, max(ys) + 0.02)
+    ax.set_xscale("log")
+    if xs:
+        ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+        _count_axis(ax.xaxis, max(xs) / min(xs))
+    else:
+        ax.text(0.5, 0.5, "no method has a measured point", transform=ax.transAxes, ha="center", fontsize=9)
+    ax.set_xlabel("trainable parameters (★: the smallest setting that reaches the target)")
+    ax.set_ylabel(f"dev {first.metric}")
+    which = "paper's" if kind == "d90" else "chance-corrected"
+    ax.set_title(title or f"{first.label} on {first.task}: parameters to reach the {which} target "
+                          f"(head {frontier.head})", fontsize=10)
+    ax.legend(handles=lines, fontsize=7, loc="lower right")
+    _frontier_table(ax, frontier, kind, colors)
+    return fig
+
+
+def _frontier_table(ax, frontier, kind: str, colors: dict) -> None:
+    """The methods sorted by trainable parameters at the target, to the right of ``ax``."""
+    rows = frontier.rows(kind)
+    cells = []
+    for row in rows:
+        if row["trainable"] is None:
+            knob = "not reached" if row["described"].startswith(">") else row["described"]
+        else:
+            knob = "fixed size" if row["knob"] is None else f"{row['knob']} = {row['knob_at_90']:,}"
+        counts = ("-" if row[key] is None else f"{row[key]:,}" for key in ("trainable", "stored"))
+        cells.append([row["method"], knob, *counts])
+    table = ax.table(cellText=cells, colLabels=["method", "setting at target", "trainable", "stored"],
+                     cellLoc="left", colLoc="left", colWidths=[0.3, 0.38, 0.16, 0.16], bbox=[1.03, 0.0, 0.55, 1.0])
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    for i, row in enumerate(rows, start=1):
+        table[i, 0].get_text().set_color(colors[row["method"]])
+    for (_, _), cell in table.get_celld().items():
+        cell.set_linewidth(0.3)
+    notes = [f"note: {n}" for n in frontier.notes]
+    if notes:
+        ax.text(0, -0.14, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=7, wrap=True)
 
 
 _NO_DATE = {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}  # PNG stores no date
