@@ -79,13 +79,19 @@ class Frontier:
         for name, ref in self.references.items():
             lines.append(f"  {name:<10} {_mean_std(ref)}" + (f"  ({ref['trainable']:,} parameters)"
                                                                if ref.get("trainable") else ""))
-        lines.append(f"{'method':<14} {'knob at 90 %':>16} {'trainable':>11} {'stored':>11} {'interval (knob)':>18}")
-        for row in self.rows(kind):
-            knob = "-" if row["knob"] is None else f"{row['knob']} = {row['described']}"
+        rows = self.rows(kind)
+        knobs = []
+        for row in rows:
             if row["trainable"] is None:
-                knob = row["described"] if row["knob"] is None else f"{row['knob']} {row['described']}"
-            lines.append(f"{row['method']:<14} {knob:>16} {_count(row['trainable']):>11} {_count(row['stored']):>11} "
-                         f"{row['interval']:>18}")
+                knobs.append(row["described"] if row["knob"] is None else f"{row['knob']} {row['described']}")
+            else:
+                knobs.append("fixed size" if row["knob"] is None else f"{row['knob']} = {row['described']}")
+        width = max([len("knob at 90 %"), *map(len, knobs)])
+        lines.append(f"{'method':<14} {'knob at 90 %':>{width}} {'trainable':>11} {'stored':>11} "
+                     f"{'interval (knob)':>18}")
+        for row, knob in zip(rows, knobs, strict=True):
+            lines.append(f"{row['method']:<14} {knob:>{width}} {_count(row['trainable']):>11} "
+                         f"{_count(row['stored']):>11} {row['interval']:>18}")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
     def to_dict(self) -> dict:

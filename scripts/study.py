@@ -146,6 +146,14 @@ def figures() -> None:
             print(path.stem, {k: None if v is None else round(v[0], 3) for k, v in fig.fits.items()})
         save_figure(curves(results, normalized=True), f"{stem}-curves")
         print("drew", path.stem)
+    # MiniLM-L3 against all-MiniLM-L6-v2 under the protocol: SAID on L3 (protocol-said) and L6 (protocol-l6).
+    pair = [FIGURES / f"protocol-{part}-sst2.json" for part in ("said", "l6")]
+    if all(p.is_file() and p.stat().st_size for p in pair):
+        results = load_results(*pair)
+        fig = d90_vs_params(results, title="SAID on SST-2, held-out selection, 3 seeds")
+        save_figure(fig, FIGURES / "protocol-minilm-sst2-d90-vs-size")
+        save_figure(curves(results, normalized=True), FIGURES / "protocol-minilm-sst2-curves")
+        print("drew protocol-minilm-sst2", {k: None if v is None else round(v[0], 3) for k, v in fig.fits.items()})
 
 
 def main(argv=None) -> int:
