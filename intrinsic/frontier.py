@@ -115,16 +115,19 @@ class Frontier:
 
 
 def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "frozen",
-                     lrs: dict[str, list[float]] | None = None, results: str | Path = DEFAULT_STORE,
+                     lrs: dict[str, list[float]] | None = None, max_knobs: dict[str, int] | None = None,
+                     results: str | Path = DEFAULT_STORE,
                      progress: bool = True, on_result: Callable[[D90Result], None] | None = None,
                      train_fn: TrainFn | None = None) -> Frontier:
     """Measure every method of ``methods`` on ``config``'s model and task under one ``head`` policy.
 
     ``lrs`` overrides a method's learning-rate grid ({"lora": [1e-4, 1e-3]}); otherwise each
     method uses its own default grid (``config.lrs`` is ignored: one grid cannot suit methods whose
-    good rates differ by orders of magnitude). ``config``'s ``start_d``/``max_d`` apply to DID and
-    SAID only. ``results`` (the run store), ``progress`` and ``train_fn`` are as for
-    :func:`~intrinsic.measure.measure_d90`; ``on_result`` is called as each method finishes.
+    good rates differ by orders of magnitude). ``max_knobs`` caps a method's search ({"pafi":
+    65536}: a method that never reaches the target otherwise doubles up to its model's limit).
+    ``config``'s ``start_d``/``max_d`` apply to DID and SAID only. ``results`` (the run store),
+    ``progress`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`; ``on_result``
+    is called as each method finishes.
     """
     if not methods:
         raise ConfigError("methods", "must name at least one method")
@@ -134,14 +137,15 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
                                      f"{', '.join(METHOD_NAMES)}")
     if len(set(methods)) != len(methods):
         raise ConfigError("methods", f"lists a method twice: {methods}")
-    lrs = lrs or {}
+    lrs, max_knobs = lrs or {}, max_knobs or {}
     for method in methods:
         get_method(method).check(None, head)  # a head policy a method refuses fails before any run
     out = []
     for method in methods:
         subspace = method in ("did", "said")
         measured = replace(config, method=method, said=method == "said", head=head, lrs=lrs.get(method),
-                           start_d=config.start_d if subspace else None, max_d=config.max_d if subspace else None,
+                           start_d=config.start_d if subspace else None,
+                           max_d=max_knobs.get(method, config.max_d if subspace else None),
                            dims=config.dims if subspace else None)
         result = measure_d90(measured, results=results, progress=progress, train_fn=train_fn)
         out.append(result)

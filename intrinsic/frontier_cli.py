@@ -81,6 +81,14 @@ def lr_for(text: str) -> tuple[str, list[float]]:
     return name, lrs
 
 
+def max_for(text: str) -> tuple[str, int]:
+    """``METHOD=N`` → (method, N): the largest knob a method's search tries."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in METHOD_NAMES or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not METHOD=N with a known method and N ≥ 1 (pafi=65536)")
+    return name, int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """measure-did's flags (from :class:`MeasureConfig`'s field metadata) with one model, --methods
     for --method/--said, --lr-for for --lr, --head defaulting to frozen, and the frontier's outputs."""
@@ -96,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-for", action="append", type=lr_for, default=[], metavar="METHOD=LR[,LR…]",
                    help="a method's learning-rate grid instead of its default; repeatable "
                         f"(--lr-for lora=1e-4,1e-3 --lr-for {REFERENCE}=1e-2)")
+    p.add_argument("--max-for", action="append", type=max_for, default=[], metavar="METHOD=N",
+                   help="the largest knob a method's search tries; repeatable (default: the model's limit, "
+                        "else 4,096)")
     p.add_argument("--output", type=Path, help="write the frontier as JSON here (default: none)")
     p.add_argument("--figure", type=Path,
                    help=f"draw metric against trainable parameters to this file ({', '.join(cli.FIGURE_FORMATS)}; "
@@ -175,7 +186,8 @@ def main(argv=None) -> int:
             if path is not None:
                 cli._check_writable(path, flag)
         check_methods(args.methods, config, args.results)
-        frontier = measure_frontier(args.methods, config, head=args.head, lrs=lrs, results=args.results,
+        frontier = measure_frontier(args.methods, config, head=args.head, lrs=lrs, max_knobs=dict(args.max_for),
+                                    results=args.results,
                                     progress=not args.no_progress, on_result=_measured)
     except (OSError, ValueError, RuntimeError) as error:  # ConfigError is a ValueError
         print(f"{PROG}: error: {_error(error)}", file=sys.stderr)

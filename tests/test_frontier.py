@@ -123,6 +123,14 @@ def test_each_methods_parameters_to_90_is_the_smallest_setting_whose_count_reach
     assert table.index("prompt-tuning") < table.index("lora") < table.index("bitfit")
 
 
+def test_a_search_stops_at_the_largest_knob_max_knobs_allows(measured, tiny_model, glue_dir):  # noqa: F811
+    _, store = measured  # reuses the stored runs: only the cap differs
+    capped = measure_frontier(["lora"], config(tiny_model, glue_dir), max_knobs={"lora": 2}, results=store,
+                              progress=False, train_fn=KnownCount())
+    lora = capped.results[0]
+    assert max(p["knob"] for p in lora.curve) == 2 and lora.describe("d90") == "> 2"  # r = 3 is needed
+
+
 def test_the_frontier_round_trips_through_json(measured, tmp_path):
     frontier, _ = measured
     frontier.save(tmp_path / "frontier.json")
