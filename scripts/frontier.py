@@ -1,0 +1,98 @@
+"""The PEFT frontier measured here, one command per model (see docs/frontier.md).
+
+    python scripts/frontier.py minilm     # paraphrase-MiniLM-L3-v2 on SST-2
+    python scripts/frontier.py xs         # the tiny pre-trained xs checkpoint at its last step
+    python scripts/frontier.py figures    # the figures, from the JSON files the parts wrote
+
+Each part is ``measure_frontier`` over every registered method, head frozen (the default: with a
+trainable head the 770-parameter classifier alone reaches both targets on MiniLM-L3), with its
+own run store ``results/frontier/<part>-sst2.jsonl`` (a killed part resumes where it stopped) and
+its summary ``figures/frontier/<part>-sst2.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from intrinsic import MeasureConfig  # noqa: E402
+from intrinsic.paths import shared_path  # noqa: E402
+
+RESULTS = ROOT / "results" / "frontier"
+FIGURES = ROOT / "figures" / "frontier"
+
+# Cheapest and most telling first, so that a part cut short has the comparisons that matter.
+METHODS = ["said", "lora", "bitfit", "bitfit-subset", "ia3", "vera", "unilora", "fourierft", "prompt-tuning",
+           "p-tuning", "prefix-tuning", "pfeiffer", "houlsby", "hiwi", "pafi", "masking", "diff-pruning", "did"]
+# Caps where a knob's own limit is far beyond what a 2-core CPU can search (k counts entries), or
+# where prompts and prefixes must fit the position table (512) beside 64 tokens.
+MAX_KNOBS = {"pafi": 65536, "diff-pruning": 65536, "prompt-tuning": 256, "p-tuning": 256, "prefix-tuning": 256,
+             "houlsby": 384, "pfeiffer": 384, "hiwi": 384}
+# The MiniLM protocol settings of scripts/study.py (2,000 sentences, one epoch, 64 tokens, a
+# 500-sentence validation split, full fine-tuning at 5e-5 and 1e-4) with two seeds, and a search
+# that doubles without bisecting (resolution 1.0): a method's parameters-to-90 % is known to a
+# factor of two, which is what a log-axis comparison across methods needs.
+MINILM = dict(max_train_samples=2000, epochs=1.0, max_length=64, seeds=[0, 1], full_lr=[5e-5, 1e-4],
+              selection="validation", validation_size=500, resolution=1.0, start_d=128)
+# xs at its last step with the protocol-trajectory settings (8,000 sentences, three epochs): with
+# one epoch the tiny models do not train.
+XS = dict(MINILM, max_train_samples=8000, epochs=3.0, full_lr=[1e-4, 1e-3])
+
+
+def part_settings(part: str, mlm: Path) -> tuple[str, dict]:
+    if part == "minilm":
+        return str(shared_path("models", "paraphrase-MiniLM-L3-v2")), MINILM
+    if part == "xs":
+        folder = mlm / "xs" / "step-6000"
+        if not (folder / "config.json").is_file():
+            raise SystemExit(f"missing {folder}: run python scripts/pretrain_mlm.py --sizes xs first")
+        return str(folder), XS
+    raise SystemExit(f"unknown part {part!r}")
+
+
+def measure(part: str, mlm: Path, methods: list[str], progress: bool) -> None:
+    from intrinsic.frontier import measure_frontier
+
+    model, settings = part_settings(part, mlm)
+    config = replace(MeasureConfig(model=model, task="sst2", data_dir=str(shared_path("data", "glue"))), **settings)
+    frontier = measure_frontier(methods, config, head="frozen", max_knobs=MAX_KNOBS,
+                                results=RESULTS / f"{part}-sst2.jsonl", progress=progress,
+                                on_result=lambda r: print(f"{r.method}: {r.describe('d90')} / "
+                                                          f"{r.describe('corrected')}", flush=True))
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    frontier.save(FIGURES / f"{part}-sst2.json")
+    print(frontier.table("d90"), frontier.table("corrected"), sep="\n\n")
+
+
+def figures() -> None:
+    from intrinsic.frontier import Frontier
+    from intrinsic.plots import frontier, save_figure, use_file_backend
+
+    use_file_backend()
+    for path in sorted(FIGURES.glob("*.json")):
+        result = Frontier.load(path)
+        for kind in ("d90", "corrected"):
+            save_figure(frontier(result, kind=kind), FIGURES / f"{path.stem}-{kind}")
+        print("drew", path.stem)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=["minilm", "xs", "figures"])
+    p.add_argument("--methods", nargs="+", default=METHODS, help="default: every registered method")
+    p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.part == "figures":
+        figures()
+    else:
+        measure(args.part, args.mlm, args.methods, not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
