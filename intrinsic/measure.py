@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import statistics as stats
 from .errors import ConfigError
-from .methods import HEAD_POLICIES, METHOD_NAMES, get_method
+from .methods import HEAD_POLICIES, get_method
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .results import D90Result
 from .runner import Runner, TrainFn
@@ -67,8 +67,9 @@ class MeasureConfig:
     task: str = setting(help=f"GLUE task: {', '.join(TASKS)}")
     data_dir: str | None = setting(None, help="folder in the layout of GLUE's download script",
                                    shown="the hub (nyu-mll/glue)")
-    method: str | None = setting(None, help="fine-tuning method whose size knob is searched",
-                                 choices=METHOD_NAMES, shown="did (said with --said)")
+    method: str | None = setting(None, help="fine-tuning method whose size knob is searched: did, said, lora, "
+                                            "bitfit, … (every one: docs/frontier.md)",
+                                 shown="did (said with --said)")
     head: str | None = setting(None, choices=HEAD_POLICIES,
                                help="classification head: frozen at its random start, trained directly, or "
                                     "projected with the model (did and said only)",
