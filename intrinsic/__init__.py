@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .config import SubspaceConfig  # noqa: E402
 from .errors import ConfigError, ModelLoadError  # noqa: E402
+from .frontier import Frontier, measure_frontier  # noqa: E402
 from .hadamard import hadamard_transform  # noqa: E402
 from .measure import MeasureConfig, measure_d90  # noqa: E402
 from .projections import (  # noqa: E402
@@ -21,6 +22,7 @@ __all__ = [
     "D90Result",
     "DenseProjection",
     "FastfoodProjection",
+    "Frontier",
     "MeasureConfig",
     "ModelLoadError",
     "SparseProjection",
@@ -31,6 +33,7 @@ __all__ = [
     "load_results",
     "make_projection",
     "measure_d90",
+    "measure_frontier",
     "measure_models",
     "__version__",
 ]
