@@ -9,6 +9,8 @@
     python scripts/study.py protocol-did           # the same, DID
     python scripts/study.py protocol-l6            # all-MiniLM-L6-v2 SAID, the same settings
     python scripts/study.py protocol-trajectory    # xs steps 0, 1,000, 2,000, 6,000: 3 seeds, held-out selection
+    python scripts/study.py causal-trajectory      # the same for the causal xs (scripts/pretrain_causal.py)
+    python scripts/study.py causal-sizes           # causal xs / s / m at step 6,000, the same settings
     python scripts/study.py figures                # every figure, from the JSON files the parts wrote
 
 Each part is ``measure_models`` with the settings below and one run store per task,
@@ -34,6 +36,7 @@ from intrinsic import MeasureConfig  # noqa: E402
 from intrinsic.paths import shared_path  # noqa: E402
 
 RESULTS = ROOT / "results" / "study"
+CAUSAL = ROOT / "runs" / "causal"  # scripts/pretrain_causal.py's default --out
 FIGURES = ROOT / "figures" / "study"
 
 # Settings for the models pre-trained here (pretrain_mlm.py's defaults: 6,000 steps), sized for a
@@ -73,11 +76,11 @@ TINY_MRPC = dict(TINY, max_d=16384)
 STEPS = (0, 500, 1000, 2000, 4000, 6000)  # six of the checkpoints pretrain_mlm.py saves
 
 
-def checkpoints(mlm: Path, size: str, steps=STEPS) -> list[str]:
+def checkpoints(mlm: Path, size: str, steps=STEPS, script: str = "pretrain_mlm.py") -> list[str]:
     folders = [mlm / size / f"step-{step}" for step in steps]
     missing = [str(f) for f in folders if not (f / "config.json").is_file()]
     if missing:
-        raise SystemExit(f"missing checkpoints {missing}: run scripts/pretrain_mlm.py first")
+        raise SystemExit(f"missing checkpoints {missing}: run scripts/{script} first")
     return [str(f) for f in folders]
 
 
@@ -105,6 +108,12 @@ def models_of(part: str, mlm: Path, size: str) -> tuple[list[str], dict]:
         return [minilm_l6()], PROTOCOL
     if part == "protocol-trajectory":
         return checkpoints(mlm, size, steps=PROTOCOL_STEPS), PROTOCOL_TRAJECTORY
+    # The causal family: the protocol-trajectory settings, so encoders and decoders compare.
+    if part == "causal-trajectory":
+        return checkpoints(CAUSAL, size, PROTOCOL_STEPS, "pretrain_causal.py"), PROTOCOL_TRAJECTORY
+    if part == "causal-sizes":
+        return [checkpoints(CAUSAL, s, (STEPS[-1],), "pretrain_causal.py")[0] for s in ("xs", "s", "m")], \
+            PROTOCOL_TRAJECTORY
     raise SystemExit(f"unknown part {part!r}")
 
 
@@ -116,7 +125,8 @@ def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
         task = "mrpc"
     settings = {**settings, **(MRPC if task == "mrpc" else {})}
     config = replace(MeasureConfig(model=models[0], task=task, data_dir=str(shared_path("data", "glue"))), **settings)
-    store = RESULTS / "protocol" / f"{part}-{task}.jsonl" if part.startswith("protocol") else RESULTS / f"{task}.jsonl"
+    separate = part.startswith(("protocol", "causal"))  # parts measured under the protocol: their own stores
+    store = RESULTS / "protocol" / f"{part}-{task}.jsonl" if separate else RESULTS / f"{task}.jsonl"
     sweep = measure_models(models, config, results=store, progress=progress,
                            on_result=lambda r: print(f"{r.label}: d90 {r.d90}, corrected {r.d90_chance_corrected}",
                                                      flush=True))
@@ -137,9 +147,9 @@ def figures() -> None:
         part, task = path.stem.rsplit("-", 1)
         results = load_results(path)
         stem = FIGURES / path.stem
-        if part in ("trajectory", "protocol-trajectory"):
+        if part in ("trajectory", "protocol-trajectory", "causal-trajectory"):
             save_figure(d90_vs_step(results), f"{stem}-d90-vs-step")
-        across_models = part in ("sizes", "minilm", "protocol-said", "protocol-did", "protocol-l6")
+        across_models = part in ("sizes", "minilm", "protocol-said", "protocol-did", "protocol-l6", "causal-sizes")
         if across_models and len(results) > 1:
             fig = d90_vs_params(results)
             save_figure(fig, f"{stem}-d90-vs-size")
@@ -159,7 +169,8 @@ def figures() -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=["trajectory", "sizes", "minilm", "mrpc", "protocol-said", "protocol-did",
-                                    "protocol-l6", "protocol-trajectory", "figures"])
+                                    "protocol-l6", "protocol-trajectory", "causal-trajectory", "causal-sizes",
+                                    "figures"])
     p.add_argument("--task", default="sst2", choices=["sst2", "mrpc"])
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")
