@@ -17,6 +17,7 @@ own seed fields get ``seed``.
 from __future__ import annotations
 
 import re
+import warnings
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -75,7 +76,10 @@ class _PeftMethod(Method):
             raise ConfigError("knob", f"of {self.name} ({self.knob.name}) must be at most {limit} for "
                                       f"{_describe(model)}, got {knob}")
         pretrained = list(model.parameters())
-        with _seeded(model, seed):
+        with _seeded(model, seed), warnings.catch_warnings():
+            # peft 0.21 reads an attribute transformers 5 renamed; nothing of ours uses it.
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
             built = self._wrap(peft, model, knob, seed)
         for p in pretrained:  # peft freezes differently per method type; ours is: only the method's own numbers
             p.requires_grad_(False)
