@@ -1,6 +1,7 @@
 """The d90 search: double d on a log grid, then bisect between the last miss and the first hit.
 
-``find_smallest_d(score, target, start, max_d)`` assumes the score grows with d (up to noise)
+``find_smallest_d(score, target, start, max_d)`` (or its generator form, :func:`search_steps`,
+which yields the d it needs and is sent their scores) assumes the score grows with d (up to noise)
 and calls ``score(d)`` for a logarithmic number of d; the caller caches scores, so searches for
 several targets (the paper's d90 and the chance-corrected one) share their evaluations.
 
@@ -12,7 +13,7 @@ reaches the target, also when the other target's search measured it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 
 def smallest_hit(scores: dict[int, float], target: float) -> int | None:
@@ -36,17 +37,35 @@ def find_smallest_d(score: Callable[[int], float], target: float, start: int, ma
 
     Doubles from ``start`` until a hit (halves, if ``start`` already hits, until a miss), then
     bisects at geometric midpoints until first hit / last miss ≤ 1 + ``resolution``.
-    Returns None when even ``max_d`` misses.
+    Returns None when even ``max_d`` misses. The steps are :func:`search_steps`'s.
+    """
+    steps = search_steps(target, start, max_d, resolution)
+    try:
+        d = next(steps)
+        while True:
+            d = steps.send(score(d))
+    except StopIteration as stop:
+        return stop.value
+
+
+def search_steps(target: float, start: int, max_d: int,
+                 resolution: float = 0.25) -> Generator[int, float, int | None]:
+    """:func:`find_smallest_d` as a generator: it yields the next d to score, is sent that d's
+    score, and returns the answer (``StopIteration.value``).
+
+    Nothing but the scores sent decides what it yields, so replaying it with stored scores gives
+    the same d's and answer: a driver can score the d it asks for however it likes (in parallel
+    across seeds and learning rates, from a store, on other machines) and get the serial answer.
     """
     if start < 1 or max_d < start:
         raise ValueError(f"need 1 ≤ start ≤ max_d, got start={start}, max_d={max_d}")
     if resolution <= 0:
         raise ValueError(f"resolution must be positive, got {resolution}")
-    if score(start) >= target:
+    if (yield start) >= target:
         hit, miss = start, None
         while hit > 1:
             lower = max(1, hit // 2)
-            if score(lower) >= target:
+            if (yield lower) >= target:
                 hit = lower
             else:
                 miss = lower
@@ -59,14 +78,14 @@ def find_smallest_d(score: Callable[[int], float], target: float, start: int, ma
             if miss >= max_d:
                 return None
             upper = min(max_d, miss * 2)
-            if score(upper) >= target:
+            if (yield upper) >= target:
                 hit = upper
             else:
                 miss = upper
     while hit / miss > 1 + resolution and hit - miss > 1:
         middle = round(math.sqrt(hit * miss))
         middle = min(max(middle, miss + 1), hit - 1)
-        if score(middle) >= target:
+        if (yield middle) >= target:
             hit = middle
         else:
             miss = middle

@@ -1,8 +1,9 @@
 import math
+import random
 
 import pytest
 
-from intrinsic.search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
+from intrinsic.search import chance_corrected_target, find_smallest_d, paper_target, search_steps, smallest_hit
 
 
 class Counting:
@@ -53,3 +54,63 @@ def test_smallest_hit_reads_a_noisy_curve_as_measured():
     assert smallest_hit(curve, 0.715) == 2896
     assert smallest_hit(curve, 0.664) == 2896
     assert smallest_hit(curve, 0.8) is None and smallest_hit({}, 0.5) is None
+
+
+def reference_search(score, target, start, max_d, resolution):
+    """The search as a plain loop (its form before the generator): the reference the generator must equal."""
+    if score(start) >= target:
+        hit, miss = start, None
+        while hit > 1:
+            lower = max(1, hit // 2)
+            if score(lower) >= target:
+                hit = lower
+            else:
+                miss = lower
+                break
+        if miss is None:
+            return hit
+    else:
+        miss, hit = start, None
+        while hit is None:
+            if miss >= max_d:
+                return None
+            upper = min(max_d, miss * 2)
+            if score(upper) >= target:
+                hit = upper
+            else:
+                miss = upper
+    while hit / miss > 1 + resolution and hit - miss > 1:
+        middle = min(max(round(math.sqrt(hit * miss)), miss + 1), hit - 1)
+        if score(middle) >= target:
+            hit = middle
+        else:
+            miss = middle
+    return hit
+
+
+@pytest.mark.parametrize("case", range(300))
+def test_the_generator_asks_for_the_same_d_and_answers_as_the_plain_search_on_noisy_curves(case):
+    rng = random.Random(case)
+    crossing, noise = 2 ** rng.uniform(0, 16), rng.choice([0.0, 0.05, 0.2])
+    noisy = {}
+
+    def curve(d):  # a noisy, non-monotone curve, fixed per d once drawn
+        if d not in noisy:
+            noisy[d] = 1 / (1 + (crossing / d) ** 2) + rng.gauss(0, noise)
+        return noisy[d]
+
+    start, max_d = rng.choice([1, 16, 128, 4096]), rng.choice([4096, 65536, 10 ** 6])
+    resolution = rng.choice([0.05, 0.25, 0.5, 1.0])
+    plain_calls, generator_calls = [], []
+    expected = reference_search(lambda d: plain_calls.append(d) or curve(d), 0.5, start, max_d, resolution)
+    answer = find_smallest_d(lambda d: generator_calls.append(d) or curve(d), 0.5, start, max_d, resolution)
+    assert (answer, generator_calls) == (expected, plain_calls)
+    # Replayed from the stored scores alone, the generator asks for the same d's again.
+    steps, asked = search_steps(0.5, start, max_d, resolution), []
+    try:
+        d = next(steps)
+        while True:
+            asked.append(d)
+            d = steps.send(noisy[d])
+    except StopIteration as stop:
+        assert stop.value == expected and asked == plain_calls
