@@ -181,9 +181,17 @@ def d90_vs_step(results, ax=None, kinds=("d90", "corrected"), title: str | None 
     ax.set_xlabel("pre-training step")
     ax.set_ylabel("d90")
     r = results[0]
-    ax.set_title(title or f"d90 over pre-training ({r.task}, {'SAID' if r.config.get('said') else 'DID'})", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title or f"d90 over pre-training ({r.task}, {_method_label(r)})", fontsize=10)
+    _legend_beside(ax)  # markers of d90s not reached sit at the top, where a legend inside would hide them
     return fig
+
+
+def _method_label(result) -> str:
+    return result.method.upper() if result.method in ("did", "said") else result.method
+
+
+def _legend_beside(ax) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "non_embedding_params",
@@ -221,9 +229,8 @@ def d90_vs_params(results, ax=None, kinds=("d90", "corrected"), params: str = "n
     ax.set_xlabel("non-embedding parameters" if params == "non_embedding_params" else "parameters")
     ax.set_ylabel("d90")
     r = results[0]
-    mode = "SAID" if r.config.get("said") else "DID"
-    ax.set_title(title or f"d90 against model size ({r.task}, {mode})", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title or f"d90 against model size ({r.task}, {_method_label(r)})", fontsize=10)
+    _legend_beside(ax)
     fig.fits = fits
     return fig
 
