@@ -289,8 +289,10 @@ def check_same_recipe(folder: Path, recipe: Recipe) -> None:
 
 def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream: torch.Tensor,
              valid_windows: torch.Tensor, save_steps: list[int], device: torch.device, progress: bool = True,
-             family: Family | None = None) -> None:
-    """Train one size for ``recipe.steps`` steps, saving ``step-<N>/`` at every N in ``save_steps``."""
+             family: Family | None = None, resume_every: int = 250) -> None:
+    """Train one size for ``recipe.steps`` steps, saving ``step-<N>/`` at every N in ``save_steps``,
+    and the state to resume from (``resume.pt``) there and every ``resume_every`` steps between, so
+    a killed run loses at most ``resume_every`` steps."""
     from tqdm.auto import tqdm
 
     family = family or MLM
@@ -335,10 +337,11 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
                     "non_embedding_params": size.non_embedding_params(), "params": n_params,
                     "recipe": asdict(recipe), "seconds": time.time() - t0, "device": str(device)}
             save_checkpoint(model, tokenizer, folder / f"step-{step}", info)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "recipe": asdict(recipe)}, resume)
+            save_resume(resume, model, optimizer, step, recipe)
             log.write(json.dumps({"step": step, valid_key: held_out}) + "\n")
             log.flush()
+        elif step > start and step % resume_every == 0:
+            save_resume(resume, model, optimizer, step, recipe)
         if step == recipe.steps:
             break
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
@@ -360,6 +363,14 @@ def pretrain(name: str, size: Size, recipe: Recipe, out: Path, tokenizer, stream
             log.flush()
             bar.set_postfix(loss=f"{np.mean(recent):.3f}")
     log.close()
+
+
+def save_resume(path: Path, model, optimizer, step: int, recipe) -> None:
+    """The state after ``step`` updates, written whole or not at all (a kill mid-write keeps the last)."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "recipe": asdict(recipe)}, partial)
+    partial.replace(path)
 
 
 def parse_steps(text: str) -> list[int]:
@@ -394,12 +405,16 @@ def main(argv=None, family: Family = MLM) -> int:
     p.add_argument("--seed", type=int, default=Recipe.seed)
     p.add_argument("--max-corpus-chars", type=int, help="read only the first N characters (quick tests)")
     p.add_argument("--valid-windows", type=int, default=128, help="held-out windows for the valid loss (default 128)")
+    p.add_argument("--resume-every", type=int, default=250,
+                   help="also save the state to resume from every N steps between checkpoints (default 250)")
     p.add_argument("--device", default="auto", help="cpu, cuda … (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
     if args.steps <= 0:
         p.error("--steps must be positive")
+    if args.resume_every <= 0:
+        p.error("--resume-every must be positive")
     if args.no_progress:
         from transformers.utils import logging as hf_logging
 
@@ -425,7 +440,7 @@ def main(argv=None, family: Family = MLM) -> int:
         size = sizes[name]
         print(f"{name}: {size.layers} layers × {size.hidden}, {size.non_embedding_params():,} non-embedding parameters")
         pretrain(name, size, recipe, args.out, tokenizer, stream, valid, save_steps, device, not args.no_progress,
-                 family)
+                 family, resume_every=args.resume_every)
     # Sizes may be trained by separate commands (one per core): family.json lists all of them.
     family_path = args.out / "family.json"
     listing = json.loads(family_path.read_text()) if family_path.is_file() else {"sizes": {}}

@@ -1,5 +1,6 @@
 """scripts/pretrain_mlm.py on a slice of the real corpus: HF folders, exact resume, the family's sizes."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -93,3 +94,29 @@ def test_family_json_lists_sizes_trained_by_separate_commands(pretrain, shared, 
     run(pretrain, tmp_path, shared, "--save-steps", "0", "--sizes", "s")
     family = json.loads((tmp_path / "family.json").read_text())
     assert sorted(family["sizes"]) == ["s", "xs"]
+
+
+def test_a_run_killed_between_checkpoints_resumes_from_its_last_periodic_state(pretrain, shared, tmp_path):
+    from safetensors.torch import load_file
+
+    run(pretrain, tmp_path / "straight", shared, "--save-steps", "0,4")
+    calls = []
+
+    def dies_in_step_3(*args):  # call 1: step 0's valid loss (one chunk); calls 2-4: steps 0-2; call 5: step 3
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as under kill -9: nothing after this point runs
+        return pretrain.MLM.batch_loss(*args)
+
+    killing = dataclasses.replace(pretrain.MLM, batch_loss=dies_in_step_3)
+    args = ["--out", str(tmp_path / "killed"), "--corpus-dir", str(shared / "data" / "corpus"), "--max-corpus-chars",
+            "200000", "--vocab-size", "600", "--steps", "4", "--batch-size", "4", "--seq-len", "32", "--sizes", "xs",
+            "--valid-windows", "4", "--no-progress", "--save-steps", "0,4", "--resume-every", "1"]
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.main(args, family=killing)
+    state = torch.load(tmp_path / "killed" / "xs" / "resume.pt", weights_only=False)
+    assert state["step"] == 3  # saved at the start of step 3, between the checkpoints 0 and 4
+    assert pretrain.main(args) == 0  # resumes at step 3
+    a = load_file(tmp_path / "straight" / "xs" / "step-4" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "xs" / "step-4" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
