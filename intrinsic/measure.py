@@ -67,12 +67,11 @@ class MeasureConfig:
     task: str = setting(help=f"GLUE task: {', '.join(TASKS)}")
     data_dir: str | None = setting(None, help="folder in the layout of GLUE's download script",
                                    shown="the hub (nyu-mll/glue)")
-    method: str | None = setting(None, help="fine-tuning method whose size knob is searched: did, said, lora, "
-                                            "bitfit, … (every one: docs/frontier.md)",
+    method: str | None = setting(None, help="method whose size knob is searched: did, said, lora, … "
+                                            "(docs/frontier.md)",
                                  shown="did (said with --said)")
     head: str | None = setting(None, choices=HEAD_POLICIES,
-                               help="classification head: frozen at its random start, trained directly, or "
-                                    "projected with the model (did and said only)",
+                               help="the head: frozen at its random start, trained, or projected (did, said)",
                                shown="projected for did/said, else frozen")
     projection: str = setting("fastfood", help="the random projection P", choices=tuple(sorted(PROJECTIONS)))
     said: bool = setting(False, help="structure-aware mode: one learned scale per tensor, taken out of the budget d")
@@ -88,8 +87,8 @@ class MeasureConfig:
     threshold: float = setting(0.9, type=float, help="fraction of full fine-tuning (or of its gain over chance) "
                                                      "to reach")
     lrs: list[float] | None = setting(None, flag="--lr", type=float, nargs="+",
-                                      help="AdamW learning rates tried at each knob (θ_d for did/said); the best on "
-                                           "the selection split counts",
+                                      help="AdamW learning rates tried at each knob; the best on the selection "
+                                           "split counts",
                                       shown="the method's: 1e-2 3e-2 1e-1 for did/said")
     full_lr: float | list[float] = setting(2e-5, type=float, nargs="+",
                                            help="full fine-tuning learning rates; the best on the selection split "
@@ -248,7 +247,7 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
     status = "measured"
     if points and d90 is None and d90c is None and corrected > chance:
         status = _trainability(runner, config, points, subspace_runs, chance, metric, notes)
-    uncertainty = {kind: _uncertainty(points, config, d, t, notes, kind)
+    uncertainty = {kind: curve_uncertainty(points, config.seeds, config.resolution, d, t, notes, kind)
                    for kind, d, t in (("d90", d90, target), ("corrected", d90c, corrected)) if t > chance}
 
     return D90Result(
@@ -321,12 +320,13 @@ def _trainability(runner: Runner, config: MeasureConfig, points: list[dict], run
     return "not trainable"
 
 
-def _uncertainty(points: list[dict], config: MeasureConfig, d90: int | None, target: float, notes: list[str],
-                 kind: str) -> dict:
-    """Per-seed d90s, the interval from resampling seeds, the monotone-fit d90 and the one-SEM flag."""
+def curve_uncertainty(points: list[dict], seeds: list[int], resolution: float, d90: int | None, target: float,
+                      notes: list[str], kind: str) -> dict:
+    """Per-seed d90s, the interval from resampling seeds, the monotone-fit d90 and the one-SEM flag
+    of a curve (points with per-seed ``scores`` in the order of ``seeds``); caveats go to ``notes``."""
     name = "d90" if kind == "d90" else "chance-corrected d90"
     curves = {seed: {p["d"]: s for p, s in ((p, p["scores"][i]) for p in points) if s is not None}
-              for i, seed in enumerate(config.seeds)}
+              for i, seed in enumerate(seeds)}
     interval = stats.d90_interval(curves, target)
     finite = [p for p in points if p["n"] > 0]
     robust = stats.robust_d90([p["d"] for p in finite], [p["mean"] for p in finite], [p["n"] for p in finite],
@@ -337,7 +337,7 @@ def _uncertainty(points: list[dict], config: MeasureConfig, d90: int | None, tar
         narrow = stats.clears_by_less_than_sem(at["mean"], at["std"], at["n"], target)
         if narrow:
             notes.append(f"the {name} {d90:,} clears its target by less than one standard error of its mean")
-    if stats.steps_apart(d90, robust, config.resolution) > 1:
+    if stats.steps_apart(d90, robust, resolution) > 1:
         shown = lambda d: "not reached" if d is None else f"{d:,}"  # noqa: E731
         notes.append(f"the {name} ({shown(d90)}) and the d where a monotone fit of the curve reaches the target "
                      f"({shown(robust)}) are more than one search step apart: the curve is noisy there")
