@@ -244,6 +244,9 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
         setting = "its only setting" if smallest is None else f"its smallest setting ({method.knob.name} = {smallest})"
         notes.append(f"{method.name} reaches a target at {setting}: its parameters-to-90 % is at most "
                      f"{points[0]['trainable']:,}, not a measured threshold")
+    edge = grid_edge_note(points, config.learning_rates)
+    if edge is not None:
+        notes.append(edge)
     status = "measured"
     if points and d90 is None and d90c is None and corrected > chance:
         status = _trainability(runner, config, points, subspace_runs, chance, metric, notes)
@@ -285,6 +288,20 @@ class _Chooser:
                 best = {"mean": statistics.mean(scores), "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                         "n": len(scores), "lr": lr, "selection_mean": chosen_on, "scores": scores}
         return best
+
+
+def grid_edge_note(points: list[dict], grid: list[float]) -> str | None:
+    """A note when every measured point chose the same end of a learning-rate grid of two or more
+    rates: the best rate may lie beyond it, and the curve is then a lower bound."""
+    chosen = {p["lr"] for p in points if p["n"] > 0}
+    if len(grid) < 2 or len(chosen) != 1:
+        return None
+    lr = chosen.pop()
+    for end, word in ((max(grid), "top"), (min(grid), "bottom")):
+        if lr == end:
+            return (f"every point chose lr {lr:g}, the {word} of the grid {', '.join(f'{x:g}' for x in grid)}: "
+                    "a rate beyond it may score higher, so the curve may be low; widen the grid")
+    return None
 
 
 def _trained(run: dict, chance: float, metric: str) -> bool:

@@ -117,7 +117,9 @@ def test_the_search_tries_the_expected_d_and_reads_off_both_d90s(tiny_model, glu
     assert paper["interval"]["method"] == "min-max of per-seed d90s"
     assert paper["robust"] == 609 and corrected["robust"] == 861  # a monotone curve: the fit agrees
     assert paper["narrow"] and corrected["narrow"]
-    assert result.notes == ["the d90 609 clears its target by less than one standard error of its mean",
+    assert result.notes == ["every point chose lr 0.03, the top of the grid 0.01, 0.03: a rate beyond it may score "
+                            "higher, so the curve may be low; widen the grid",
+                            "the d90 609 clears its target by less than one standard error of its mean",
                             "the chance-corrected d90 861 clears its target by less than one standard error "
                             "of its mean"]
     assert result.status == "measured" and result.describe("corrected") == "861"
@@ -203,3 +205,14 @@ def test_runs_that_train_only_outside_the_grid_say_so_and_are_not_called_untrain
                          train_fn=NeverTrains(trains_at=0.3))
     assert result.status == "measured" and result.describe("corrected") == "> 512"
     assert any("runs train at 0.3" in note for note in result.notes)
+
+
+def test_a_grid_whose_edge_every_point_chose_is_noted():
+    from intrinsic.measure import grid_edge_note
+
+    points = [{"lr": 1e-3, "n": 2}, {"lr": 1e-3, "n": 2}, {"lr": None, "n": 0}]
+    assert "the top of the grid 0.0001, 0.001" in grid_edge_note(points, [1e-4, 1e-3])
+    assert "the bottom of the grid" in grid_edge_note(points, [1e-3, 1e-2])
+    assert grid_edge_note(points + [{"lr": 1e-4, "n": 2}], [1e-4, 1e-3]) is None  # the points disagree
+    assert grid_edge_note([{"lr": 3e-3, "n": 2}], [1e-3, 3e-3, 1e-2]) is None  # inside the grid
+    assert grid_edge_note(points, [1e-3]) is None  # one rate: no edge to speak of
