@@ -103,7 +103,10 @@ class Runner:
                            "num_tensors": sum(1 for p in model.parameters() if p.numel() > 0),
                            "info": model_info(self.config.model, model),
                            "head_names": head_parameter_names(model, new_names or None)}
-            beyond = [n for n in new_names if n not in head_parameter_names(model)]
+            params = dict(model.named_parameters())
+            self._sizes["head_size"] = sum(params[n].numel() for n in self._sizes["head_names"])
+            conventional = set(head_parameter_names(model))  # classifier / score modules
+            beyond = [n for n in new_names if n not in conventional]
             if beyond:
                 note_once(f"{self.info['label']}: {', '.join(beyond)} are not in the checkpoint and start random; "
                           "they count as head (head policy: " + self.head + ")")
@@ -168,8 +171,7 @@ class Runner:
         """``trainable``, ``stored`` and ``head`` counts of the method at ``knob`` (built once)."""
         if knob not in self._counts:
             if self.is_subspace:
-                head = sum(p.numel() for n, p in self._parameter_shapes().items() if n in self.head_names) \
-                    if self.head == "train" else 0
+                head = self._size("head_size") if self.head == "train" else 0
                 counts = Counts(knob + head, knob + head, head)
             else:
                 seed = self.config.seeds[0]
@@ -178,9 +180,6 @@ class Runner:
                 counts = self.method.counts(built, knob, head=self.head, head_names=self.head_names)
             self._counts[knob] = counts.to_dict()
         return self._counts[knob]
-
-    def _parameter_shapes(self) -> dict:
-        return dict(self.load_model(self.config.seeds[0]).named_parameters())
 
     # ------------------------------------------------------------------ runs
     def train_config(self, lr: float, seed: int) -> TrainConfig:
