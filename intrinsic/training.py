@@ -35,6 +35,8 @@ class TrainConfig:
     divergence_factor: float = 10.0  # failed if the running loss exceeds this × its first value
 
     def __post_init__(self):
+        # Floats always: the store keys runs by this dict's JSON, where epochs=10 and 10.0 differ.
+        self.lr, self.epochs = float(self.lr), float(self.epochs)
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not self.epochs > 0 or self.batch_size < 1:
