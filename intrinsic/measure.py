@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Generator
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from . import statistics as stats
 from .errors import ConfigError
+from .executors.names import EXECUTORS
 from .methods import HEAD_POLICIES, get_method
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .results import D90Result
-from .runner import Runner, TrainFn
-from .search import chance_corrected_target, find_smallest_d, paper_target, smallest_hit
+from .runner import Runner, RunRequest, TrainFn
+from .search import chance_corrected_target, paper_target, search_steps, smallest_hit
 from .store import DEFAULT_STORE, ResultStore, library_versions
 from .tasks import TASKS, chance_scores, get_task
 
@@ -109,6 +111,13 @@ class MeasureConfig:
                                 shown="D for d, else the model's limit or 4,096")
     resolution: float = setting(0.25, type=float, help="bisect until first hit / last miss ≤ 1 + resolution")
     device: str = setting("auto", help="cpu, cuda, cuda:1, …; auto: cuda if available")
+    executor: str = setting("serial", choices=EXECUTORS,
+                            help="where runs train: one after another here, or as Ray tasks over a cluster "
+                                 "(the ray extra)")
+    ray_address: str | None = setting(None, help="Ray cluster to join (also RAY_ADDRESS)",
+                                      shown="a local cluster on this machine")
+    cpus_per_run: float = setting(1.0, type=float, help="CPU cores per Ray task (torch threads)")
+    gpus_per_run: float = setting(0.0, type=float, help="GPUs per Ray task")
 
     def __post_init__(self):
         method = get_method(self.method_name)  # an unknown method fails here, naming the known ones
@@ -129,6 +138,11 @@ class MeasureConfig:
         for name, values in (("lrs", self.learning_rates), ("full_lr", self.full_lrs)):
             if not values or any(not lr > 0 for lr in values):
                 raise ConfigError(name, f"must be positive learning rates, got {getattr(self, name)}")
+        if self.executor != "ray" and (self.ray_address is not None or self.gpus_per_run or self.cpus_per_run != 1):
+            raise ConfigError("executor", "must be 'ray' for ray_address, cpus_per_run and gpus_per_run to apply")
+        if not self.cpus_per_run > 0 or self.gpus_per_run < 0:
+            raise ConfigError("cpus_per_run" if not self.cpus_per_run > 0 else "gpus_per_run",
+                              "must be positive (cpus_per_run) or at least 0 (gpus_per_run)")
         for name in ("epochs", "resolution"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
@@ -171,14 +185,44 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
     define the measurement; ``results`` is the run store (JSONL), shared by reruns. ``train_fn``
     trains and evaluates one run, with the signature of
     :func:`~intrinsic.training.train_and_evaluate` (the default); its runs are stored apart.
+    The runs go to the executor ``config.executor`` names (:mod:`intrinsic.executors`).
     """
+    from .executors import drive, make_executor
+
     config = MeasureConfig(**options) if config is None else replace(config, **options)
     runner = Runner(config, ResultStore(results), progress=progress, train_fn=train_fn)
+    executor = make_executor(config)
+    return drive([(runner, d90_plan(runner))], executor, progress=progress)[0]
+
+
+# A measurement as a generator: it yields the runs it needs next (a list of RunRequest, run in
+# any order, in parallel if the executor can) and is sent their results in the same order.
+Plan = Generator[list[RunRequest], list[dict], D90Result]
+
+
+def d90_plan(runner: Runner) -> Plan:
+    """The measurement of ``runner.config`` as a :data:`Plan`; it returns the :class:`D90Result`.
+
+    Rounds: full fine-tuning (every lr × seed), then each round of the searches for both targets
+    at once (every lr × seed of each d they ask for), then, for a curve with no d90, the wider
+    learning-rate grid. What it yields depends only on the results it is sent, so the answer is
+    the same whatever runs the runs, and however many at a time."""
+    config = runner.config
     metric = runner.task.d90_metric
     choose = _Chooser(metric, config.selection)
-    full_point = choose.best([(lr, [runner.run(None, lr, seed) for seed in config.seeds]) for lr in config.full_lrs])
+    lost = [0]  # runs the executor lost: failed here, not stored
+
+    def ask(requests: list[RunRequest]) -> Generator[list[RunRequest], list[dict], dict]:
+        runs = yield requests
+        lost[0] += sum(bool(run.get("lost")) for run in runs)
+        return dict(zip(requests, runs, strict=True))
+
+    full_requests = [RunRequest(True, None, lr, seed) for lr in config.full_lrs for seed in config.seeds]
+    full_runs = yield from ask(full_requests)
+    full_point = choose.best([(lr, [full_runs[RunRequest(True, None, lr, seed)] for seed in config.seeds])
+                              for lr in config.full_lrs])
     if full_point is None:
-        errors = [r.get("error") for lr in config.full_lrs for r in (runner.run(None, lr, s) for s in config.seeds)]
+        errors = [run.get("error") for run in full_runs.values()]
         raise RuntimeError(f"full fine-tuning failed for every seed and learning rate: {errors[0]}")
     full = full_point["mean"]
     chance = chance_scores(runner.task, runner.train, runner.dev)[metric]
@@ -190,37 +234,55 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
     method = runner.method
     low, max_d = runner.knob_limits() if method.knob is not None else (None, None)
 
-    def score(knob: int | None) -> float:
-        """The curve's value at ``knob``; a point's ``d`` is the knob (the trainable count for a
-        method of fixed size), ``knob`` the knob itself, and the counts come with it."""
-        if knob is not None and knob < low:
-            return float("-inf")  # e.g. SAID spends m of d on λ: d ≤ m cannot be trained, a miss
-        counts = runner.counts(knob)
-        d = counts["trainable"] if knob is None else knob
-        if d not in curve:
-            by_lr = [(lr, [runner.run_method(knob, lr, seed) for seed in config.seeds])
+    def point_d(knob: int | None) -> int:
+        """A point's ``d``: the knob, or the trainable count for a method of fixed size."""
+        return runner.counts(knob)["trainable"] if knob is None else knob
+
+    def measure(knobs) -> Plan:
+        """Every lr × seed run of the ``knobs`` not measured yet, in one round; their points go to ``curve``."""
+        todo = [knob for knob in dict.fromkeys(knobs)
+                if (knob is None or knob >= low) and point_d(knob) not in curve]
+        requests = [RunRequest(False, knob, lr, seed) for knob in todo
+                    for lr in config.learning_rates for seed in config.seeds]
+        if not requests:
+            return
+        runs = yield from ask(requests)
+        for knob in todo:
+            by_lr = [(lr, [runs[RunRequest(False, knob, lr, seed)] for seed in config.seeds])
                      for lr in config.learning_rates]
-            for _, runs in by_lr:
-                subspace_runs.extend(runs)
-                failed[0] += sum(r["status"] != "ok" for r in runs)
+            for _, lr_runs in by_lr:
+                subspace_runs.extend(lr_runs)
+                failed[0] += sum(r["status"] != "ok" for r in lr_runs)
             point = choose.best(by_lr) or {"mean": float("-inf"), "std": 0.0, "n": 0, "lr": None,
                                            "selection_mean": None, "scores": [None] * len(config.seeds)}
-            curve[d] = {"d": d, "knob": knob, **point, "bound": math.sqrt(d / len(runner.train)), **counts}
-        return curve[d]["mean"]
+            d = point_d(knob)
+            curve[d] = {"d": d, "knob": knob, **point, "bound": math.sqrt(d / len(runner.train)),
+                        **runner.counts(knob)}
+
+    def score(knob: int) -> float:
+        # SAID spends m of d on λ: d ≤ m cannot be trained, a miss
+        return float("-inf") if knob < low else curve[point_d(knob)]["mean"]
 
     target = paper_target(full, config.threshold)
     corrected = chance_corrected_target(full, chance, config.threshold)
     if method.knob is None:  # a method of fixed size: one point
-        score(None)
+        yield from measure([None])
     elif config.dims:
-        for d in sorted(set(config.dims)):
-            score(d)
+        yield from measure(sorted(set(config.dims)))
     else:
+        # Both targets' searches step together: each round measures every d either asks for.
+        # A search's path depends only on the scores of the d it asks for, so each finds what it
+        # would find alone, and the union of what they measure is the serial searches' union.
         start = min(config.start_d or method.knob.first, max_d)
-        if target > chance:
-            find_smallest_d(score, target, start, max_d, config.resolution)
-        if corrected > chance:
-            find_smallest_d(score, corrected, start, max_d, config.resolution)
+        searches = [search_steps(t, start, max_d, config.resolution) for t in (target, corrected) if t > chance]
+        asking = {i: next(search) for i, search in enumerate(searches)}
+        while asking:
+            yield from measure(sorted(set(asking.values())))
+            for i, knob in list(asking.items()):
+                try:
+                    asking[i] = searches[i].send(score(knob))
+                except StopIteration:
+                    del asking[i]
     # The searches chose what to measure; on a noisy curve the other search may have measured a
     # smaller d that reaches a target, and d90 is the smallest measured d that does.
     # A target at or below chance is reached by a constant predictor: d90 is then undefined.
@@ -249,9 +311,12 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
         notes.append(edge)
     status = "measured"
     if points and d90 is None and d90c is None and corrected > chance:
-        status = _trainability(runner, config, points, subspace_runs, chance, metric, notes)
+        status = yield from _trainability(runner, config, points, subspace_runs, chance, metric, notes, ask)
     uncertainty = {kind: curve_uncertainty(points, config.seeds, config.resolution, d, t, notes, kind)
                    for kind, d, t in (("d90", d90, target), ("corrected", d90c, corrected)) if t > chance}
+    if lost[0]:
+        notes.append(f"{lost[0]} run(s) were lost with their workers and count as failed; they are not stored, "
+                     "so a rerun trains them")
 
     return D90Result(
         model=config.model, task=runner.task.name, metric=metric, D=runner.D, d90=d90,
@@ -316,14 +381,18 @@ def _trained(run: dict, chance: float, metric: str) -> bool:
 
 
 def _trainability(runner: Runner, config: MeasureConfig, points: list[dict], runs: list[dict], chance: float,
-                  metric: str, notes: list[str]) -> str:
-    """"not trainable" when no subspace run trained, at ``lrs`` nor at the wider grid; else "measured"."""
+                  metric: str, notes: list[str], ask) -> Generator[list[RunRequest], list[dict], str]:
+    """"not trainable" when no subspace run trained, at ``lrs`` nor at the wider grid (measured in
+    one round at the largest d tried, through the plan's ``ask``); else "measured"."""
     if any(_trained(run, chance, metric) for run in runs):
         return "measured"
     wider = [min(config.learning_rates) / WIDER_GRID_FACTOR, max(config.learning_rates) * WIDER_GRID_FACTOR]
     d, knob = points[-1]["d"], points[-1]["knob"]
+    requests = [RunRequest(False, knob, lr, seed) for lr in wider for seed in config.seeds]
+    wider_runs = yield from ask(requests)
     trained_at = [lr for lr in wider
-                  if any(_trained(runner.run_method(knob, lr, seed), chance, metric) for seed in config.seeds)]
+                  if any(_trained(wider_runs[RunRequest(False, knob, lr, seed)], chance, metric)
+                         for seed in config.seeds)]
     tried = ", ".join(f"{lr:g}" for lr in sorted({*config.learning_rates, *wider}))
     if trained_at:
         grid = ", ".join(f"{lr:g}" for lr in config.learning_rates)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,20 @@ TrainFn = Callable[..., RunResult]
 VALIDATION_SEED = 0  # the held-out validation split is the same for every run and measurement
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """One training run a measurement needs: full fine-tuning (``full``), else the method at
+    ``knob`` (None for a method of fixed size), at learning rate ``lr`` and ``seed``."""
+
+    full: bool
+    knob: int | None
+    lr: float
+    seed: int
+
+    def label(self) -> str:
+        return "full fine-tuning" if self.full else f"knob={self.knob}"
+
+
 def load_splits(task: Task, config: MeasureConfig) -> tuple:
     """(train, dev, validation) of a measurement. With ``selection="validation"``, validation is
     ``min(validation_size, n // 5)`` examples held out of the n of the training file
@@ -62,9 +77,13 @@ class Runner:
     ``train_fn`` trains and evaluates one model (default :func:`~intrinsic.training.train_and_evaluate`).
     Runs of another ``train_fn`` are stored under keys that name it, so they never stand in for
     real training runs in a shared store.
+
+    A run is asked for as a :class:`RunRequest`: :meth:`stored` looks it up, :meth:`execute`
+    trains it without touching the store (what a worker of :mod:`intrinsic.executors` does), and
+    :meth:`keep` stores it. ``store`` is None in a worker, which never writes one.
     """
 
-    def __init__(self, config: MeasureConfig, store: ResultStore, *, progress: bool = True,
+    def __init__(self, config: MeasureConfig, store: ResultStore | None, *, progress: bool = True,
                  train_fn: TrainFn | None = None):
         self.config, self.store, self.progress = config, store, progress
         self.train_fn = train_fn or train_and_evaluate
@@ -221,46 +240,73 @@ class Runner:
             run_config["train_fn"] = f"{fn.__module__}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
         return run_config
 
-    def run(self, d: int | None, lr: float, seed: int) -> dict:
-        """One run: full fine-tuning when d is None, else the method at knob d."""
-        return self.run_full(lr, seed) if d is None else self.run_method(d, lr, seed)
+    def config_of(self, request: RunRequest) -> dict:
+        """The run configuration (the store's key) of ``request``."""
+        return self.run_config(request.knob, request.lr, request.seed, full=request.full)
 
-    def run_full(self, lr: float, seed: int) -> dict:
-        """Full fine-tuning: every parameter trained."""
-        return self._run(self.run_config(None, lr, seed, full=True), lambda model: model,
-                         f"full fine-tuning seed={seed}", lr, seed, fit=lambda model, train, **kw: train(model, **kw))
+    def stored(self, request: RunRequest) -> dict | None:
+        """The stored result of ``request``, or None: never run, or run on other weights of a
+        local model folder (then measured again, with one warning)."""
+        record = self.store.record(self.config_of(request))
+        if record is None:
+            return None
+        fingerprint = record.get("model_fingerprint")
+        if fingerprint is None or fingerprint == self.fingerprint:  # records without a fingerprint are trusted
+            return record["result"]
+        if not self.warned_stale:
+            warnings.warn(f"{self.config.model} has changed since runs of it were stored in {self.store.path}: "
+                          "those runs are ignored and measured again", RuntimeWarning, stacklevel=3)
+        self.warned_stale = True
+        return None
 
-    def run_method(self, knob: int | None, lr: float, seed: int) -> dict:
-        """The method at ``knob`` (None for a method of fixed size), its head per the head policy."""
-        name = self.method.name if knob is None else f"{self.method.knob.name}={knob}"
-        extra = {"subspace": self.subspace_config(knob, seed), "projections": self.projections} \
-            if self.is_subspace else {}
+    def keep(self, request: RunRequest, result: dict, **extra) -> None:
+        """Store the finished ``result`` of ``request`` (``extra`` fields go into its record)."""
+        self.store.put(self.config_of(request), result, model_fingerprint=self.fingerprint, **extra)
 
-        def build(model):
-            return self.method.build(model, knob, head=self.head, head_names=self.head_names, seed=seed, **extra)
+    def execute(self, request: RunRequest, *, progress: bool | None = None) -> dict:
+        """Train ``request`` and return its result dict (``RunResult.to_dict()``); the store is not touched."""
+        seed, lr = request.seed, request.lr
+        if request.full:
+            build, description = (lambda model: model), f"full fine-tuning seed={seed}"
 
-        return self._run(self.run_config(knob, lr, seed, full=False), build, f"{name} lr={lr:g} seed={seed}",
-                         lr, seed, fit=self.method.fit)
+            def fit(model, train, **kw):
+                return train(model, **kw)
+        else:
+            knob = request.knob
+            name = self.method.name if knob is None else f"{self.method.knob.name}={knob}"
+            extra = {"subspace": self.subspace_config(knob, seed), "projections": self.projections} \
+                if self.is_subspace else {}
 
-    def _run(self, run_config: dict, build: Callable, description: str, lr: float, seed: int, *,
-             fit: Callable) -> dict:
-        """The stored result of ``run_config``, else ``fit(build(model), train, ...)`` stored."""
-        record = self.store.record(run_config)
-        if record is not None:
-            stored = record.get("model_fingerprint")
-            if stored is None or stored == self.fingerprint:  # records without a fingerprint are trusted
-                return record["result"]
-            if not self.warned_stale:
-                warnings.warn(f"{self.config.model} has changed since runs of it were stored in {self.store.path}: "
-                              "those runs are ignored and measured again", RuntimeWarning, stacklevel=3)
-            self.warned_stale = True
+            def build(model):
+                return self.method.build(model, knob, head=self.head, head_names=self.head_names, seed=seed, **extra)
+
+            description, fit = f"{name} lr={lr:g} seed={seed}", self.method.fit
         model = build(self.load_model(seed))
         config = self.train_config(lr, seed)
 
         def train(built, **kwargs):
             return self.train_fn(built, self.task, self.tokenizer, self.train, self.dev, config, **kwargs)
 
-        result = fit(model, train, device=self.config.device, progress=self.progress,
-                     description=description, validation=self.validation).to_dict()
-        self.store.put(run_config, result, model_fingerprint=self.fingerprint)
+        return fit(model, train, device=self.config.device, progress=self.progress if progress is None else progress,
+                   description=description, validation=self.validation).to_dict()
+
+    def run(self, d: int | None, lr: float, seed: int) -> dict:
+        """One run, from the store or trained here and stored: full fine-tuning when d is None,
+        else the method at knob d."""
+        return self.run_full(lr, seed) if d is None else self.run_method(d, lr, seed)
+
+    def run_full(self, lr: float, seed: int) -> dict:
+        """Full fine-tuning: every parameter trained."""
+        return self.fetch_or_train(RunRequest(True, None, lr, seed))
+
+    def run_method(self, knob: int | None, lr: float, seed: int) -> dict:
+        """The method at ``knob`` (None for a method of fixed size), its head per the head policy."""
+        return self.fetch_or_train(RunRequest(False, knob, lr, seed))
+
+    def fetch_or_train(self, request: RunRequest) -> dict:
+        """The stored result of ``request``, else trained here and stored."""
+        result = self.stored(request)
+        if result is None:
+            result = self.execute(request)
+            self.keep(request, result)
         return result

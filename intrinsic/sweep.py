@@ -4,9 +4,11 @@
     print(sweep.table())
     sweep.save("runs/trajectory.json")
 
-Every model runs through :func:`intrinsic.measure.measure_d90` against the same run store, so a
-model whose full fine-tuning (the baseline) or subspace runs are already stored is not trained
-again, and a killed sweep resumes where it stopped. The result is a :class:`~intrinsic.results.Sweep`.
+Every model is measured as :func:`intrinsic.measure.measure_d90` measures it, against the same
+run store, so a model whose full fine-tuning (the baseline) or subspace runs are already stored is
+not trained again, and a killed sweep resumes where it stopped. With ``executor="ray"`` the
+models' measurements run at once, their runs spread over the cluster; serially they run in turn.
+The result is a :class:`~intrinsic.results.Sweep`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import ConfigError
-from .measure import MeasureConfig, measure_d90
+from .executors import drive, make_executor
+from .measure import MeasureConfig, d90_plan
 from .results import D90Result, Sweep
-from .runner import TrainFn
-from .store import DEFAULT_STORE
+from .runner import Runner, TrainFn
+from .store import DEFAULT_STORE, ResultStore
 
 
 def measure_models(models: list[str], config: MeasureConfig, *, results: str | Path = DEFAULT_STORE,
@@ -28,17 +31,14 @@ def measure_models(models: list[str], config: MeasureConfig, *, results: str | P
     """Measure d90 for each of ``models`` with ``config`` (its ``model`` field is replaced).
 
     ``on_result(result)`` is called as each model finishes (the CLI prints its table there);
-    ``results`` and ``train_fn`` are passed to :func:`~intrinsic.measure.measure_d90`. A model
+    ``results`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`. A model
     that cannot be loaded raises :class:`~intrinsic.errors.ModelLoadError`, which names it.
     """
     if not models:
         raise ConfigError("models", "must name at least one model")
     if len(set(models)) != len(models):
         raise ConfigError("models", f"lists a model twice: {models}")
-    out = []
-    for model in models:
-        result = measure_d90(replace(config, model=model), results=results, progress=progress, train_fn=train_fn)
-        out.append(result)
-        if on_result is not None:
-            on_result(result)
-    return Sweep(out)
+    store = ResultStore(results)
+    runners = [Runner(replace(config, model=model), store, progress=progress, train_fn=train_fn) for model in models]
+    return Sweep(drive([(runner, d90_plan(runner)) for runner in runners], make_executor(config),
+                       progress=progress, on_result=on_result))
