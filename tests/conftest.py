@@ -77,6 +77,18 @@ def save_tiny_bert_folder(folder, words, **config):
     return folder
 
 
+def save_tiny_bert_with_minilm_tokenizer(folder, shared, hidden_size: int = 16, max_position_embeddings: int = 128):
+    """Save a 1-layer random BERT classifier (seed 0) with the shared MiniLM's real tokenizer to ``folder``."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * hidden_size, max_position_embeddings=max_position_embeddings)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(shared / "models" / "paraphrase-MiniLM-L3-v2").save_pretrained(folder)
+    return folder
+
+
 def token_batch(vocab: int = 99, batch: int = 3, length: int = 11):
     g = torch.Generator().manual_seed(1)
     return torch.randint(5, vocab, (batch, length), generator=g)

@@ -10,27 +10,20 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import torch
 
 from intrinsic.cli import OPTIONS, build_parser, cli_flag, config_from_args, defaults_table, main
 from intrinsic.errors import ConfigError
 from intrinsic.measure import MeasureConfig
 from intrinsic.store import ResultStore
 
+from .conftest import save_tiny_bert_with_minilm_tokenizer
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(shared, tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=128)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(shared / "models" / "paraphrase-MiniLM-L3-v2").save_pretrained(folder)
-    return folder
+    return save_tiny_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("tiny-bert"), shared)
 
 
 def base_args(model_dir, shared, tmp_path, *extra):
