@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
-from .measure import MeasureConfig, measure_d90
+from .measure import MeasureConfig, grid_edge, measure_d90, widened_grid
 from .methods import METHOD_NAMES, get_method
 from .results import KINDS, D90Result
 from .runner import Runner, TrainFn
@@ -118,7 +118,7 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
                      lrs: dict[str, list[float]] | None = None, max_knobs: dict[str, int] | None = None,
                      results: str | Path = DEFAULT_STORE,
                      progress: bool = True, on_result: Callable[[D90Result], None] | None = None,
-                     train_fn: TrainFn | None = None) -> Frontier:
+                     train_fn: TrainFn | None = None, widen: int = 0) -> Frontier:
     """Measure every method of ``methods`` on ``config``'s model and task under one ``head`` policy.
 
     ``lrs`` overrides a method's learning-rate grid ({"lora": [1e-4, 1e-3]}); otherwise each
@@ -128,6 +128,11 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
     ``config``'s ``start_d``/``max_d`` apply to DID and SAID only. ``results`` (the run store),
     ``progress`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`; ``on_result``
     is called as each method finishes.
+
+    ``widen``: a method every point of which chose one end of its learning-rate grid is measured
+    again with one more rate beyond that end (:func:`~intrinsic.measure.widened_grid`), up to
+    ``widen`` times; every method gets the same rule, and the rates are still chosen on the
+    selection split. Stored runs of the narrower grid are reused.
     """
     if not methods:
         raise ConfigError("methods", "must name at least one method")
@@ -148,6 +153,16 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
                            max_d=max_knobs.get(method, config.max_d if subspace else None),
                            dims=config.dims if subspace else None)
         result = measure_d90(measured, results=results, progress=progress, train_fn=train_fn)
+        for _ in range(widen):
+            edge = grid_edge(result.curve, measured.learning_rates)
+            if edge is None:
+                break
+            grid = widened_grid(measured.learning_rates, edge)
+            note = (f"every point chose the {edge} of the grid {', '.join(f'{x:g}' for x in measured.learning_rates)}"
+                    f": measured again with {', '.join(f'{x:g}' for x in grid)}")
+            measured = replace(measured, lrs=grid)
+            result = measure_d90(measured, results=results, progress=progress, train_fn=train_fn)
+            result.notes.insert(0, note)
         out.append(result)
         if on_result is not None:
             on_result(result)

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-for", action="append", type=max_for, default=[], metavar="METHOD=N",
                    help="the largest knob a method's search tries; repeatable (default: the model's limit, "
                         "else 4,096)")
+    p.add_argument("--widen", type=int, default=1, metavar="N",
+                   help="a method whose every point chose one end of its learning-rate grid is measured again "
+                        "with one more rate beyond that end, up to N times; 0: never (default: 1)")
     p.add_argument("--output", type=Path, help="write the frontier as JSON here (default: none)")
     p.add_argument("--figure", type=Path,
                    help=f"draw metric against trainable parameters to this file ({', '.join(cli.FIGURE_FORMATS)}; "
@@ -187,7 +190,7 @@ def main(argv=None) -> int:
                 cli._check_writable(path, flag)
         check_methods(args.methods, config, args.results)
         frontier = measure_frontier(args.methods, config, head=args.head, lrs=lrs, max_knobs=dict(args.max_for),
-                                    results=args.results,
+                                    results=args.results, widen=args.widen,
                                     progress=not args.no_progress, on_result=_measured)
     except (OSError, ValueError, RuntimeError) as error:  # ConfigError is a ValueError
         print(f"{PROG}: error: {_error(error)}", file=sys.stderr)

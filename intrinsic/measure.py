@@ -355,18 +355,35 @@ class _Chooser:
         return best
 
 
-def grid_edge_note(points: list[dict], grid: list[float]) -> str | None:
-    """A note when every measured point chose the same end of a learning-rate grid of two or more
-    rates: the best rate may lie beyond it, and the curve is then a lower bound."""
+def grid_edge(points: list[dict], grid: list[float]) -> str | None:
+    """"top" or "bottom" when every measured point chose that end of a learning-rate grid of two or
+    more rates (the best rate may lie beyond it), else None."""
     chosen = {p["lr"] for p in points if p["n"] > 0}
     if len(grid) < 2 or len(chosen) != 1:
         return None
     lr = chosen.pop()
-    for end, word in ((max(grid), "top"), (min(grid), "bottom")):
-        if lr == end:
-            return (f"every point chose lr {lr:g}, the {word} of the grid {', '.join(f'{x:g}' for x in grid)}: "
-                    "a rate beyond it may score higher, so the curve may be low; widen the grid")
-    return None
+    return "top" if lr == max(grid) else "bottom" if lr == min(grid) else None
+
+
+def widened_grid(grid: list[float], edge: str) -> list[float]:
+    """``grid`` with one more rate beyond its ``edge`` end, at the grid's own spacing there
+    (the ratio of its two outermost rates at that end)."""
+    rates = sorted(grid)
+    # 12 significant digits: 1e-3 · 1e-3 / 1e-4 is the 0.01 a user would type (the same store key)
+    if edge == "top":
+        return [*rates, float(f"{rates[-1] * rates[-1] / rates[-2]:.12g}")]
+    return [float(f"{rates[0] * rates[0] / rates[1]:.12g}"), *rates]
+
+
+def grid_edge_note(points: list[dict], grid: list[float]) -> str | None:
+    """A note when every measured point chose the same end of a learning-rate grid of two or more
+    rates: the best rate may lie beyond it, and the curve is then a lower bound."""
+    edge = grid_edge(points, grid)
+    if edge is None:
+        return None
+    lr = max(grid) if edge == "top" else min(grid)
+    return (f"every point chose lr {lr:g}, the {edge} of the grid {', '.join(f'{x:g}' for x in grid)}: "
+            "a rate beyond it may score higher, so the curve may be low; widen the grid")
 
 
 def _trained(run: dict, chance: float, metric: str) -> bool:

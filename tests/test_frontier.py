@@ -282,3 +282,36 @@ def test_plot_did_redraws_the_frontier_as_png_and_svg(measured, tmp_path, monkey
     assert plot_main(["frontier", "one.json"]) == 2
     assert "one.json is not a frontier: write one with measure-frontier --output" in capsys.readouterr().err
     assert plot_main(["frontier", "frontier.json", "--kind", "both"]) == 2
+
+
+def test_widened_grid_adds_one_rate_at_the_grids_own_spacing():
+    from intrinsic.measure import widened_grid
+
+    assert widened_grid([1e-3, 1e-4], "top") == [1e-4, 1e-3, 1e-2]  # exactly the rates a user types
+    assert widened_grid([1e-2, 3e-2, 1e-1], "bottom") == pytest.approx([1e-2 / 3, 1e-2, 3e-2, 1e-1])
+
+
+class BestAt1e2(KnownCount):
+    """KnownCount, plus a bonus that peaks at lr 1e-2: a grid of 1e-4 and 1e-3 is too low."""
+
+    def __call__(self, model, task, tokenizer, train, dev, config, **kwargs):
+        result = super().__call__(model, task, tokenizer, train, dev, config, **kwargs)
+        bonus = 0.02 * (2 - abs(math.log10(config.lr) + 2))
+        scores = {"accuracy": result.metrics["accuracy"] + bonus}
+        return RunResult("ok", scores, steps=1, validation_metrics=scores, first_loss=0.7, train_loss=0.3)
+
+
+def test_a_grid_every_point_of_which_chose_its_top_is_widened_until_a_rate_inside_wins(tiny_model, glue_dir,  # noqa: F811
+                                                                                        tmp_path):
+    trainer = BestAt1e2()
+    frontier = measure_frontier(["lora"], config(tiny_model, glue_dir), lrs={"lora": [1e-4, 1e-3]}, widen=2,
+                                results=tmp_path / "runs.jsonl", progress=False, train_fn=trainer)
+    (lora,) = frontier.results
+    assert lora.config["lrs"] == [1e-4, 1e-3, 1e-2, 1e-1]  # 1e-3 won, then 1e-2 won: the top twice
+    assert {p["lr"] for p in lora.curve} == {1e-2}
+    assert lora.notes[0].startswith("every point chose the top of the grid 0.0001, 0.001, 0.01: measured again")
+    assert not any("widen the grid" in note for note in lora.notes)  # 1e-2 is inside the final grid
+    narrow = measure_frontier(["lora"], config(tiny_model, glue_dir), lrs={"lora": [1e-4, 1e-3]}, widen=0,
+                              results=tmp_path / "runs.jsonl", progress=False, train_fn=trainer)
+    assert narrow.results[0].config["lrs"] == [1e-4, 1e-3]
+    assert any("widen the grid" in note for note in narrow.results[0].notes)
