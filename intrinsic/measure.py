@@ -43,7 +43,7 @@ from .methods import HEAD_POLICIES, get_method
 from .projections import LAYOUTS, NORMALIZATIONS, PROJECTIONS
 from .results import D90Result
 from .runner import Runner, RunRequest, TrainFn
-from .search import chance_corrected_target, paper_target, search_steps, smallest_hit
+from .search import chance_corrected_target, paper_target, searches_together, smallest_hit
 from .store import DEFAULT_STORE, ResultStore, library_versions
 from .tasks import TASKS, chance_scores, get_task
 
@@ -271,18 +271,15 @@ def d90_plan(runner: Runner) -> Plan:
         yield from measure(sorted(set(config.dims)))
     else:
         # Both targets' searches step together: each round measures every d either asks for.
-        # A search's path depends only on the scores of the d it asks for, so each finds what it
-        # would find alone, and the union of what they measure is the serial searches' union.
         start = min(config.start_d or method.knob.first, max_d)
-        searches = [search_steps(t, start, max_d, config.resolution) for t in (target, corrected) if t > chance]
-        asking = {i: next(search) for i, search in enumerate(searches)}
-        while asking:
-            yield from measure(sorted(set(asking.values())))
-            for i, knob in list(asking.items()):
-                try:
-                    asking[i] = searches[i].send(score(knob))
-                except StopIteration:
-                    del asking[i]
+        rounds = searches_together([t for t in (target, corrected) if t > chance], start, max_d, config.resolution)
+        try:
+            knobs = next(rounds)
+            while True:
+                yield from measure(knobs)
+                knobs = rounds.send(score)
+        except StopIteration:
+            pass
     # The searches chose what to measure; on a noisy curve the other search may have measured a
     # smaller d that reaches a target, and d90 is the smallest measured d that does.
     # A target at or below chance is reached by a constant predictor: d90 is then undefined.

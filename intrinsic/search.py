@@ -48,6 +48,30 @@ def find_smallest_d(score: Callable[[int], float], target: float, start: int, ma
         return stop.value
 
 
+def searches_together(targets: list[float], start: int, max_d: int,
+                      resolution: float = 0.25) -> Generator[list[int], Callable[[int], float], list[int | None]]:
+    """One :func:`search_steps` per target, stepping together: it yields the sorted d's that the
+    searches still running ask for in this round, is sent a function scoring any of them, and
+    returns each target's answer.
+
+    A search's path depends only on the scores of the d's it asks for, so each finds what it would
+    find alone, and the d's asked for are those that running the searches one after another (with
+    scores cached) would measure; a driver can measure a whole round at once.
+    """
+    searches = [search_steps(target, start, max_d, resolution) for target in targets]
+    answers: list[int | None] = [None] * len(searches)
+    asking = {i: next(search) for i, search in enumerate(searches)}
+    while asking:
+        score = yield sorted(set(asking.values()))
+        for i, d in list(asking.items()):
+            try:
+                asking[i] = searches[i].send(score(d))
+            except StopIteration as stop:
+                answers[i] = stop.value
+                del asking[i]
+    return answers
+
+
 def search_steps(target: float, start: int, max_d: int,
                  resolution: float = 0.25) -> Generator[int, float, int | None]:
     """:func:`find_smallest_d` as a generator: it yields the next d to score, is sent that d's

@@ -3,7 +3,14 @@ import random
 
 import pytest
 
-from intrinsic.search import chance_corrected_target, find_smallest_d, paper_target, search_steps, smallest_hit
+from intrinsic.search import (
+    chance_corrected_target,
+    find_smallest_d,
+    paper_target,
+    search_steps,
+    searches_together,
+    smallest_hit,
+)
 
 
 class Counting:
@@ -114,3 +121,34 @@ def test_the_generator_asks_for_the_same_d_and_answers_as_the_plain_search_on_no
             d = steps.send(noisy[d])
     except StopIteration as stop:
         assert stop.value == expected and asked == plain_calls
+
+
+@pytest.mark.parametrize("case", range(200))
+def test_searches_stepping_together_measure_what_searches_one_after_another_measure(case):
+    """Both targets' searches in rounds (what a parallel driver runs) against the serial order: the
+    paper's search, then the corrected one reusing cached scores. Same answers, same d's measured."""
+    rng = random.Random(1000 + case)
+    crossing, noise = 2 ** rng.uniform(0, 16), rng.choice([0.0, 0.05, 0.2])
+    noisy = {}
+
+    def curve(d):
+        if d not in noisy:
+            noisy[d] = 1 / (1 + (crossing / d) ** 2) + rng.gauss(0, noise)
+        return noisy[d]
+
+    targets = sorted(rng.uniform(0.2, 0.9) for _ in range(2))
+    start, max_d = rng.choice([1, 16, 128, 4096]), rng.choice([4096, 65536])
+    resolution = rng.choice([0.25, 0.5, 1.0])
+    serial = [find_smallest_d(curve, t, start, max_d, resolution) for t in targets]
+    measured_serially = set(noisy)
+
+    rounds, measured = searches_together(targets, start, max_d, resolution), []
+    try:
+        asked = next(rounds)
+        while True:
+            assert asked == sorted(set(asked))  # a round asks for each d once
+            measured += asked
+            asked = rounds.send(lambda d: noisy[d])  # the scores drawn by the serial searches
+    except StopIteration as stop:
+        assert stop.value == serial
+    assert set(measured) == measured_serially
