@@ -1,7 +1,8 @@
 """``measure_frontier``: how many parameters each fine-tuning method needs to reach 90 %, beside d90.
 
-For one (model, task), every method in ``methods`` is measured by :func:`~intrinsic.measure.measure_d90`
-with the same configuration (data, epochs, seeds, selection rule, full fine-tuning baseline,
+For one (model, task), every method in ``methods`` is measured as :func:`~intrinsic.measure.measure_d90`
+measures it (its plan of runs, on the executor the configuration names: serially one method
+after another, on Ray all at once), with the same configuration (data, epochs, seeds, selection rule, full fine-tuning baseline,
 targets) and one head policy; only the knob searched and each method's learning-rate grid
 differ. Two references are measured with the same seeds and printed beside the targets:
 
@@ -24,7 +25,8 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
-from .measure import MeasureConfig, grid_edge, measure_d90, widened_grid
+from .executors import drive, make_executor
+from .measure import MeasureConfig, Plan, d90_plan, grid_edge, measure_d90, widened_grid
 from .methods import METHOD_NAMES, get_method
 from .results import KINDS, D90Result
 from .runner import Runner, TrainFn
@@ -145,27 +147,18 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
     lrs, max_knobs = lrs or {}, max_knobs or {}
     for method in methods:
         get_method(method).check(None, head)  # a head policy a method refuses fails before any run
-    out = []
+    store = ResultStore(results)
+    runners = []
     for method in methods:
         subspace = method in ("did", "said")
         measured = replace(config, method=method, said=method == "said", head=head, lrs=lrs.get(method),
                            start_d=config.start_d if subspace else None,
                            max_d=max_knobs.get(method, config.max_d if subspace else None),
                            dims=config.dims if subspace else None)
-        result = measure_d90(measured, results=results, progress=progress, train_fn=train_fn)
-        for _ in range(widen):
-            edge = grid_edge(result.curve, measured.learning_rates)
-            if edge is None:
-                break
-            grid = widened_grid(measured.learning_rates, edge)
-            note = (f"every point chose the {edge} of the grid {', '.join(f'{x:g}' for x in measured.learning_rates)}"
-                    f": measured again with {', '.join(f'{x:g}' for x in grid)}")
-            measured = replace(measured, lrs=grid)
-            result = measure_d90(measured, results=results, progress=progress, train_fn=train_fn)
-            result.notes.insert(0, note)
-        out.append(result)
-        if on_result is not None:
-            on_result(result)
+        runners.append(Runner(measured, store, progress=progress, train_fn=train_fn))
+    # Serially each method is measured (and widened) in turn; on Ray every method's runs are in flight at once.
+    out = drive([(runner, widening_plan(runner, widen)) for runner in runners], make_executor(config),
+                progress=progress, on_result=on_result)
     reference_config = replace(config, method=REFERENCE, said=False, head="train", lrs=lrs.get(REFERENCE),
                                start_d=None, max_d=None, dims=None)
     head_only = measure_d90(reference_config, results=results, progress=progress, train_fn=train_fn)
@@ -179,6 +172,26 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
                          f"{'paper' if kind == 'd90' else 'chance-corrected'} target: under head='train' every "
                          "method reaches it at its smallest setting")
     return Frontier(out, references, head, library_versions(), notes)
+
+
+def widening_plan(runner: Runner, widen: int) -> Plan:
+    """:func:`~intrinsic.measure.d90_plan`, then, while every point chose one end of the grid (up
+    to ``widen`` times), the same measurement with one more rate beyond that end; the result of the
+    last, with a note for each widening."""
+    grid = runner.config.learning_rates
+    result = yield from d90_plan(runner)
+    notes = []
+    for _ in range(widen):
+        edge = grid_edge(result.curve, grid)
+        if edge is None:
+            break
+        wider = widened_grid(grid, edge)
+        notes.append(f"every point chose the {edge} of the grid {', '.join(f'{x:g}' for x in grid)}: "
+                     f"measured again with {', '.join(f'{x:g}' for x in wider)}")
+        grid = wider
+        result = yield from d90_plan(runner, lrs=grid)
+    result.notes[:0] = notes
+    return result
 
 
 @torch.no_grad()

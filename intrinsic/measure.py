@@ -200,14 +200,16 @@ def measure_d90(config: MeasureConfig | None = None, *, results: str | Path = DE
 Plan = Generator[list[RunRequest], list[dict], D90Result]
 
 
-def d90_plan(runner: Runner) -> Plan:
+def d90_plan(runner: Runner, lrs: list[float] | None = None) -> Plan:
     """The measurement of ``runner.config`` as a :data:`Plan`; it returns the :class:`D90Result`.
+    ``lrs`` replaces the configuration's learning-rate grid (a run's store key does not depend on
+    the grid, so one runner serves a measurement and its re-measurement with a wider grid).
 
     Rounds: full fine-tuning (every lr × seed), then each round of the searches for both targets
     at once (every lr × seed of each d they ask for), then, for a curve with no d90, the wider
     learning-rate grid. What it yields depends only on the results it is sent, so the answer is
     the same whatever runs the runs, and however many at a time."""
-    config = runner.config
+    config = runner.config if lrs is None else replace(runner.config, lrs=list(lrs))
     metric = runner.task.d90_metric
     choose = _Chooser(metric, config.selection)
     lost = [0]  # runs the executor lost: failed here, not stored

@@ -309,7 +309,9 @@ def test_a_grid_every_point_of_which_chose_its_top_is_widened_until_a_rate_insid
     (lora,) = frontier.results
     assert lora.config["lrs"] == [1e-4, 1e-3, 1e-2, 1e-1]  # 1e-3 won, then 1e-2 won: the top twice
     assert {p["lr"] for p in lora.curve} == {1e-2}
-    assert lora.notes[0].startswith("every point chose the top of the grid 0.0001, 0.001, 0.01: measured again")
+    assert lora.notes[:2] == ["every point chose the top of the grid 0.0001, 0.001: measured again with 0.0001, "
+                              "0.001, 0.01", "every point chose the top of the grid 0.0001, 0.001, 0.01: measured "
+                              "again with 0.0001, 0.001, 0.01, 0.1"]
     assert not any("widen the grid" in note for note in lora.notes)  # 1e-2 is inside the final grid
     narrow = measure_frontier(["lora"], config(tiny_model, glue_dir), lrs={"lora": [1e-4, 1e-3]}, widen=0,
                               results=tmp_path / "runs.jsonl", progress=False, train_fn=trainer)
