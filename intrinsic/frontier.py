@@ -1,10 +1,11 @@
 """``measure_frontier``: how many parameters each fine-tuning method needs to reach 90 %, beside d90.
 
-For one (model, task), every method in ``methods`` is measured as :func:`~intrinsic.measure.measure_d90`
-measures it (its plan of runs, on the executor the configuration names: serially one method
-after another, on Ray all at once), with the same configuration (data, epochs, seeds, selection rule, full fine-tuning baseline,
-targets) and one head policy; only the knob searched and each method's learning-rate grid
-differ. Two references are measured with the same seeds and printed beside the targets:
+For one (model, task), every method in ``methods`` is measured as
+:func:`~intrinsic.measure.measure_d90` measures it (its plan of runs, on the executor the
+configuration names: serially one method after another, on Ray all at once), with the same
+configuration (data, epochs, seeds, selection rule, full fine-tuning baseline, targets) and one
+head policy; only the knob searched and each method's learning-rate grid differ. Two references
+are measured with the same seeds and printed beside the targets:
 
 - ``head-only``: the head trained alone (a linear probe of the frozen model);
 - ``untrained``: the model as loaded, with its seeded random head, not trained at all.
