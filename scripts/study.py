@@ -166,11 +166,40 @@ def figures() -> None:
         print("drew protocol-minilm-sst2", {k: None if v is None else round(v[0], 3) for k, v in fig.fits.items()})
 
 
+def table(part: str, task: str) -> None:
+    """The Markdown table of a part's summary for the docs: one row per model, both d90s with
+    their min–max interval over seeds (†: clears its target by less than one standard error) and
+    the per-seed d90s."""
+    from intrinsic.results import load_results
+
+    path = FIGURES / f"{part}-{task}.json"
+    if not path.is_file():
+        raise SystemExit(f"no summary {path}: run python scripts/study.py {part} first")
+
+    def cell(result, kind: str) -> tuple[str, str]:
+        entry = result.uncertainty.get(kind) or {}
+        seeds = " / ".join("not reached" if d is None else f"{d:,}" for d in (entry.get("per_seed") or {}).values())
+        text = result.describe(kind)
+        if result.outcome(kind)[1] != "not trainable" and result.interval(kind) != "-":
+            text += f", interval {result.interval(kind)}"
+        return text + (" †" if entry.get("narrow") else ""), seeds or "–"
+
+    print("| model | non-embedding | full (dev) | d90 (paper) | per seed | chance-corrected d90 | per seed |")
+    print("|---|---|---|---|---|---|---|")
+    for r in load_results(path):
+        info = r.model_info
+        print(f"| {info['label']} | {info['non_embedding_params']:,} | {r.full_metric:.3f} | "
+              + " | ".join(" | ".join(cell(r, kind)) for kind in ("d90", "corrected")) + " |")
+    print(f"\nchance {', '.join(sorted({f'{r.chance:.3f}' for r in load_results(path)}))}; "
+          f"† clears its target by less than one standard error of its mean")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=["trajectory", "sizes", "minilm", "mrpc", "protocol-said", "protocol-did",
                                     "protocol-l6", "protocol-trajectory", "causal-trajectory", "causal-sizes",
-                                    "figures"])
+                                    "figures", "table"])
+    p.add_argument("table_part", nargs="?", help="table: the part whose summary to print as Markdown")
     p.add_argument("--task", default="sst2", choices=["sst2", "mrpc"])
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")
@@ -178,6 +207,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.part == "figures":
         figures()
+    elif args.part == "table":
+        table(args.table_part, args.task)
     else:
         measure(args.part, args.task, args.mlm, args.size, not args.no_progress)
     return 0
