@@ -9,8 +9,8 @@ The measurement for one (model, task):
    rate with the best mean on the selection split is chosen, and the score of d is the mean dev
    metric at it (with its standard deviation, count and per-seed values);
 4. d90 (the paper's: score ≥ threshold × full) and the chance-corrected d90
-   (score ≥ chance + threshold × (full − chance)), found by ``search.find_smallest_d`` or, with
-   ``dims``, read off an explicit list; beside each, the per-seed d90s, an interval from
+   (score ≥ chance + threshold × (full − chance)), found by the two searches stepping together
+   (``search.searches_together``) or, with ``dims``, read off an explicit list; beside each, the per-seed d90s, an interval from
    resampling seeds, the d where a monotone fit of the curve reaches the target, and a flag when
    the d90 clears its target by less than one standard error (``intrinsic.statistics``);
 5. a model none of whose subspace runs trained (none beat chance by :data:`TRAINED_MARGIN` or
@@ -22,8 +22,10 @@ The selection split is a validation set held out of the training file (``selecti
 the default; ``runner.load_splits``), so dev, which reports every number, was not tuned on; with
 ``selection="dev"`` the learning rates are chosen on dev itself, which flatters the result.
 
-Each run goes through a :class:`~intrinsic.runner.Runner` (store lookup, else training); the
-result is a :class:`~intrinsic.results.D90Result`. Every field of :class:`MeasureConfig`
+The measurement is a plan (:func:`d90_plan`) that yields the runs each step needs; the driver
+(:mod:`intrinsic.executors`) reads each from the store through a :class:`~intrinsic.runner.Runner`,
+else has the executor (``serial`` here, or ``ray``) train it, and stores it. The result is a
+:class:`~intrinsic.results.D90Result`. Every field of :class:`MeasureConfig`
 carries its default and help text in its metadata: the ``measure-did`` flags and the README's
 defaults table are built from them.
 """
