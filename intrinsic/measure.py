@@ -10,9 +10,10 @@ The measurement for one (model, task):
    metric at it (with its standard deviation, count and per-seed values);
 4. d90 (the paper's: score ≥ threshold × full) and the chance-corrected d90
    (score ≥ chance + threshold × (full − chance)), found by the two searches stepping together
-   (``search.searches_together``) or, with ``dims``, read off an explicit list; beside each, the per-seed d90s, an interval from
-   resampling seeds, the d where a monotone fit of the curve reaches the target, and a flag when
-   the d90 clears its target by less than one standard error (``intrinsic.statistics``);
+   (``search.searches_together``) or, with ``dims``, read off an explicit list; beside each, the
+   per-seed d90s, an interval from resampling seeds, the d where a monotone fit of the curve
+   reaches the target, and a flag when the d90 clears its target by less than one standard error
+   (``intrinsic.statistics``);
 5. a model none of whose subspace runs trained (none beat chance by :data:`TRAINED_MARGIN` or
    lowered its training loss below :data:`LOSS_DROP` × its first value), not even at a wider
    learning-rate grid (one decade beyond each end of ``lrs``, at the largest d tried), is

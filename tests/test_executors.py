@@ -209,3 +209,20 @@ def test_gpus_on_a_cluster_without_gpus_are_one_line(tiny, glue, tmp_path, capsy
 def test_ray_settings_without_the_ray_executor_are_refused(tiny, glue):
     with pytest.raises(ValueError, match="executor must be 'ray'"):
         config_of(tiny, glue, gpus_per_run=1)
+
+
+def test_a_worker_keeps_the_runners_of_its_latest_measurements_only(tiny, glue, tmp_path):
+    from intrinsic.executors import worker
+
+    worker._RUNNERS.clear()
+    store = ResultStore(tmp_path / "runs.jsonl")
+    runners = [Runner(config_of(tiny, glue, epochs=1, threshold=t), store, progress=False)
+               for t in (0.5, 0.6, 0.7, 0.8, 0.9)]  # five measurements whose runs share a key
+    request = RunRequest(False, 8, 1e-1, 0)
+    results = [execute_payload(payload(r, request))["result"] for r in runners]
+    assert len(worker._RUNNERS) == worker.KEEP_RUNNERS
+    assert all(r["metrics"] == results[0]["metrics"] for r in results)  # the same run, whichever runner
+    kept = list(worker._RUNNERS.values())
+    execute_payload(payload(runners[1], request))  # the oldest kept: used again, not rebuilt
+    assert list(worker._RUNNERS.values()) == [*kept[1:], kept[0]]
+    worker._RUNNERS.clear()

@@ -21,7 +21,10 @@ from ..store import config_key, library_versions
 from ..training import train_and_evaluate
 from .base import WorkerMismatchError
 
-_RUNNERS: dict[str, Runner] = {}  # a worker process serves many runs of one measurement: load its data once
+# A worker process serves many runs of a measurement: its data, tokenizer and projections load
+# once. The few most recent measurements are kept (a frontier sends one per method).
+_RUNNERS: dict[str, Runner] = {}
+KEEP_RUNNERS = 4
 
 
 def payload(runner: Runner, request: RunRequest, *, threads: int = 1, exit_once: str | None = None) -> dict:
@@ -51,7 +54,12 @@ def execute_payload(payload: dict) -> dict:
     runner = _RUNNERS.get(key)
     if runner is None:
         config = MeasureConfig(**payload["config"])
-        runner = _RUNNERS[key] = Runner(config, None, progress=False, train_fn=payload["train_fn"])
+        runner = Runner(config, None, progress=False, train_fn=payload["train_fn"])
+        while len(_RUNNERS) >= KEEP_RUNNERS:
+            _RUNNERS.pop(next(iter(_RUNNERS)))  # the oldest
+    else:
+        del _RUNNERS[key]  # re-inserted below: the order is the order of last use
+    _RUNNERS[key] = runner
     request = RunRequest(**payload["request"])
     host = socket.gethostname()
     if runner.fingerprint != payload["fingerprint"]:
