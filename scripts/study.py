@@ -126,7 +126,9 @@ def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
     settings = {**settings, **(MRPC if task == "mrpc" else {})}
     config = replace(MeasureConfig(model=models[0], task=task, data_dir=str(shared_path("data", "glue"))), **settings)
     separate = part.startswith(("protocol", "causal"))  # parts measured under the protocol: their own stores
-    store = RESULTS / "protocol" / f"{part}-{task}.jsonl" if separate else RESULTS / f"{task}.jsonl"
+    # causal-sizes has causal-trajectory's settings: sharing its store reuses xs at step 6,000.
+    stored_as = "causal-trajectory" if part == "causal-sizes" else part
+    store = RESULTS / "protocol" / f"{stored_as}-{task}.jsonl" if separate else RESULTS / f"{task}.jsonl"
     sweep = measure_models(models, config, results=store, progress=progress,
                            on_result=lambda r: print(f"{r.label}: d90 {r.d90}, corrected {r.d90_chance_corrected}",
                                                      flush=True))
