@@ -27,7 +27,7 @@ import torch
 
 from .errors import ConfigError
 from .executors import drive, make_executor
-from .measure import MeasureConfig, Plan, d90_plan, grid_edge, measure_d90, widened_grid
+from .measure import MeasureConfig, measure_d90, widening_plan
 from .methods import METHOD_NAMES, get_method
 from .results import KINDS, D90Result
 from .runner import Runner, TrainFn
@@ -173,26 +173,6 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
                          f"{'paper' if kind == 'd90' else 'chance-corrected'} target: under head='train' every "
                          "method reaches it at its smallest setting")
     return Frontier(out, references, head, library_versions(), notes)
-
-
-def widening_plan(runner: Runner, widen: int) -> Plan:
-    """:func:`~intrinsic.measure.d90_plan`, then, while every point chose one end of the grid (up
-    to ``widen`` times), the same measurement with one more rate beyond that end; the result of the
-    last, with a note for each widening."""
-    grid = runner.config.learning_rates
-    result = yield from d90_plan(runner)
-    notes = []
-    for _ in range(widen):
-        edge = grid_edge(result.curve, grid)
-        if edge is None:
-            break
-        wider = widened_grid(grid, edge)
-        notes.append(f"every point chose the {edge} of the grid {', '.join(f'{x:g}' for x in grid)}: "
-                     f"measured again with {', '.join(f'{x:g}' for x in wider)}")
-        grid = wider
-        result = yield from d90_plan(runner, lrs=grid)
-    result.notes[:0] = notes
-    return result
 
 
 @torch.no_grad()

@@ -357,6 +357,26 @@ class _Chooser:
         return best
 
 
+def widening_plan(runner: Runner, widen: int) -> Plan:
+    """:func:`~intrinsic.measure.d90_plan`, then, while every point chose one end of the grid (up
+    to ``widen`` times), the same measurement with one more rate beyond that end; the result of the
+    last, with a note for each widening."""
+    grid = runner.config.learning_rates
+    result = yield from d90_plan(runner)
+    notes = []
+    for _ in range(widen):
+        edge = grid_edge(result.curve, grid)
+        if edge is None:
+            break
+        wider = widened_grid(grid, edge)
+        notes.append(f"every point chose the {edge} of the grid {', '.join(f'{x:g}' for x in grid)}: "
+                     f"measured again with {', '.join(f'{x:g}' for x in wider)}")
+        grid = wider
+        result = yield from d90_plan(runner, lrs=grid)
+    result.notes[:0] = notes
+    return result
+
+
 def grid_edge(points: list[dict], grid: list[float]) -> str | None:
     """"top" or "bottom" when every measured point chose that end of a learning-rate grid of two or
     more rates (the best rate may lie beyond it), else None."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .executors import drive, make_executor
-from .measure import MeasureConfig, d90_plan
+from .measure import MeasureConfig, widening_plan
 from .results import D90Result, Sweep
 from .runner import Runner, TrainFn
 from .store import DEFAULT_STORE, ResultStore
@@ -27,11 +27,13 @@ from .store import DEFAULT_STORE, ResultStore
 
 def measure_models(models: list[str], config: MeasureConfig, *, results: str | Path = DEFAULT_STORE,
                    progress: bool = True, on_result: Callable[[D90Result], None] | None = None,
-                   train_fn: TrainFn | None = None) -> Sweep:
+                   train_fn: TrainFn | None = None, widen: int = 0) -> Sweep:
     """Measure d90 for each of ``models`` with ``config`` (its ``model`` field is replaced).
 
     ``on_result(result)`` is called as each model finishes (the CLI prints its table there);
-    ``results`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`. A model
+    ``results`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`; ``widen``:
+    a model every point of which chose one end of the learning-rate grid is measured again with
+    one more rate beyond it, up to ``widen`` times (:func:`~intrinsic.measure.widening_plan`). A model
     that cannot be loaded raises :class:`~intrinsic.errors.ModelLoadError`, which names it.
     """
     if not models:
@@ -40,5 +42,5 @@ def measure_models(models: list[str], config: MeasureConfig, *, results: str | P
         raise ConfigError("models", f"lists a model twice: {models}")
     store = ResultStore(results)
     runners = [Runner(replace(config, model=model), store, progress=progress, train_fn=train_fn) for model in models]
-    return Sweep(drive([(runner, d90_plan(runner)) for runner in runners], make_executor(config),
+    return Sweep(drive([(runner, widening_plan(runner, widen)) for runner in runners], make_executor(config),
                        progress=progress, on_result=on_result))

@@ -129,7 +129,11 @@ def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
     # causal-sizes has causal-trajectory's settings: sharing its store reuses xs at step 6,000.
     stored_as = "causal-trajectory" if part == "causal-sizes" else part
     store = RESULTS / "protocol" / f"{stored_as}-{task}.jsonl" if separate else RESULTS / f"{task}.jsonl"
-    sweep = measure_models(models, config, results=store, progress=progress,
+    # The causal parts: every point of every checkpoint chose 3e-3, the top of the grid, so a grid
+    # whose end every point chose is widened (one more rate at its spacing, up to twice), chosen
+    # on validation as before.
+    widen = 2 if part.startswith("causal") else 0
+    sweep = measure_models(models, config, results=store, progress=progress, widen=widen,
                            on_result=lambda r: print(f"{r.label}: d90 {r.d90}, corrected {r.d90_chance_corrected}",
                                                      flush=True))
     FIGURES.mkdir(parents=True, exist_ok=True)
