@@ -313,7 +313,7 @@ def d90_plan(runner: Runner, lrs: list[float] | None = None) -> Plan:
         notes.append(edge)
     status = "measured"
     if points and d90 is None and d90c is None and corrected > chance:
-        status = yield from _trainability(runner, config, points, subspace_runs, chance, metric, notes, ask)
+        status = yield from _trainability(config, points, subspace_runs, chance, metric, notes, ask)
     uncertainty = {kind: curve_uncertainty(points, config.seeds, config.resolution, d, t, notes, kind)
                    for kind, d, t in (("d90", d90, target), ("corrected", d90c, corrected)) if t > chance}
     if lost[0]:
@@ -369,12 +369,17 @@ def widening_plan(runner: Runner, widen: int) -> Plan:
         if edge is None:
             break
         wider = widened_grid(grid, edge)
-        notes.append(f"every point chose the {edge} of the grid {', '.join(f'{x:g}' for x in grid)}: "
-                     f"measured again with {', '.join(f'{x:g}' for x in wider)}")
+        notes.append(f"every point chose the {edge} of the grid {grid_text(grid)}: measured again with "
+                     f"{grid_text(wider)}")
         grid = wider
         result = yield from d90_plan(runner, lrs=grid)
     result.notes[:0] = notes
     return result
+
+
+def grid_text(grid: list[float]) -> str:
+    """A learning-rate grid as notes show it: "0.0001, 0.001"."""
+    return ", ".join(f"{x:g}" for x in grid)
 
 
 def grid_edge(points: list[dict], grid: list[float]) -> str | None:
@@ -404,7 +409,7 @@ def grid_edge_note(points: list[dict], grid: list[float]) -> str | None:
     if edge is None:
         return None
     lr = max(grid) if edge == "top" else min(grid)
-    return (f"every point chose lr {lr:g}, the {edge} of the grid {', '.join(f'{x:g}' for x in grid)}: "
+    return (f"every point chose lr {lr:g}, the {edge} of the grid {grid_text(grid)}: "
             "a rate beyond it may score higher, so the curve may be low; widen the grid")
 
 
@@ -419,7 +424,7 @@ def _trained(run: dict, chance: float, metric: str) -> bool:
     return first is None or last is None or last < LOSS_DROP * first
 
 
-def _trainability(runner: Runner, config: MeasureConfig, points: list[dict], runs: list[dict], chance: float,
+def _trainability(config: MeasureConfig, points: list[dict], runs: list[dict], chance: float,
                   metric: str, notes: list[str], ask) -> Generator[list[RunRequest], list[dict], str]:
     """"not trainable" when no subspace run trained, at ``lrs`` nor at the wider grid (measured in
     one round at the largest d tried, through the plan's ``ask``); else "measured"."""
@@ -432,11 +437,10 @@ def _trainability(runner: Runner, config: MeasureConfig, points: list[dict], run
     trained_at = [lr for lr in wider
                   if any(_trained(wider_runs[RunRequest(False, knob, lr, seed)], chance, metric)
                          for seed in config.seeds)]
-    tried = ", ".join(f"{lr:g}" for lr in sorted({*config.learning_rates, *wider}))
+    tried = grid_text(sorted({*config.learning_rates, *wider}))
     if trained_at:
-        grid = ", ".join(f"{lr:g}" for lr in config.learning_rates)
-        notes.append(f"no subspace run trained at learning rates {grid}, but at "
-                     f"d = {d:,} runs train at {', '.join(f'{lr:g}' for lr in trained_at)}: measure again with "
+        notes.append(f"no subspace run trained at learning rates {grid_text(config.learning_rates)}, but at "
+                     f"d = {d:,} runs train at {grid_text(trained_at)}: measure again with "
                      "learning rates that include it")
         return "measured"
     notes.append(f"not trainable with these settings: no subspace run beat chance by {TRAINED_MARGIN:g} or lowered "

@@ -1,9 +1,11 @@
-"""The cached runner: one training run of a measurement, read from the run store or trained and stored.
+"""The runner: one training run of a measurement, read from the run store, trained, or stored.
 
 A :class:`Runner` holds what every run of one (model, task) measurement shares: the task's train
 and dev splits, the tokenizer, the fingerprint of a local model folder, and the model's sizes.
-``runner.run(d, lr, seed)`` returns the run's result dict (``RunResult.to_dict()``: ``status``,
-``metrics``, …) for full fine-tuning (``d=None``) or a subspace of dimension ``d``.
+For a :class:`RunRequest` (full fine-tuning, or the method at a knob), ``runner.stored(request)``
+looks it up, ``runner.execute(request)`` trains it and returns its result dict
+(``RunResult.to_dict()``: ``status``, ``metrics``, …), and ``runner.keep(request, result)``
+stores it; the driver of :mod:`intrinsic.executors` combines them.
 
 The run's store key is a hash of everything that defines it (see :meth:`Runner.run_config`): the
 model's absolute path or hub name, the task, the data folder's absolute path, the training
@@ -53,9 +55,6 @@ class RunRequest:
     knob: int | None
     lr: float
     seed: int
-
-    def label(self) -> str:
-        return "full fine-tuning" if self.full else f"knob={self.knob}"
 
 
 def load_splits(task: Task, config: MeasureConfig) -> tuple:
@@ -289,24 +288,3 @@ class Runner:
 
         return fit(model, train, device=self.config.device, progress=self.progress if progress is None else progress,
                    description=description, validation=self.validation).to_dict()
-
-    def run(self, d: int | None, lr: float, seed: int) -> dict:
-        """One run, from the store or trained here and stored: full fine-tuning when d is None,
-        else the method at knob d."""
-        return self.run_full(lr, seed) if d is None else self.run_method(d, lr, seed)
-
-    def run_full(self, lr: float, seed: int) -> dict:
-        """Full fine-tuning: every parameter trained."""
-        return self.fetch_or_train(RunRequest(True, None, lr, seed))
-
-    def run_method(self, knob: int | None, lr: float, seed: int) -> dict:
-        """The method at ``knob`` (None for a method of fixed size), its head per the head policy."""
-        return self.fetch_or_train(RunRequest(False, knob, lr, seed))
-
-    def fetch_or_train(self, request: RunRequest) -> dict:
-        """The stored result of ``request``, else trained here and stored."""
-        result = self.stored(request)
-        if result is None:
-            result = self.execute(request)
-            self.keep(request, result)
-        return result

@@ -122,6 +122,3 @@ class RayExecutor:
         for ref in self._pending:
             self._ray.cancel(ref, force=True)
         self._pending.clear()
-
-    def __len__(self) -> int:
-        return len(self._pending)

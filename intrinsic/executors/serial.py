@@ -27,6 +27,3 @@ class SerialExecutor:
     def next_finished(self) -> tuple[int, Finished]:
         handle, runner, request = self._queue.popleft()
         return handle, Finished(runner.execute(request))
-
-    def __len__(self) -> int:
-        return len(self._queue)
