@@ -117,13 +117,13 @@ def models_of(part: str, mlm: Path, size: str) -> tuple[list[str], dict]:
     raise SystemExit(f"unknown part {part!r}")
 
 
-def measure(part: str, task: str, mlm: Path, size: str, progress: bool) -> None:
+def measure(part: str, task: str, mlm: Path, size: str, progress: bool, executor: str = "serial") -> None:
     from intrinsic.sweep import measure_models
 
     models, settings = models_of(part, mlm, size)
     if part == "mrpc":
         task = "mrpc"
-    settings = {**settings, **(MRPC if task == "mrpc" else {})}
+    settings = {**settings, **(MRPC if task == "mrpc" else {}), "executor": executor}
     config = replace(MeasureConfig(model=models[0], task=task, data_dir=str(shared_path("data", "glue"))), **settings)
     separate = part.startswith(("protocol", "causal"))  # parts measured under the protocol: their own stores
     # causal-sizes has causal-trajectory's settings: sharing its store reuses xs at step 6,000.
@@ -210,13 +210,15 @@ def main(argv=None) -> int:
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--executor", default="serial", choices=["serial", "ray"],
+                   help="ray: one run per core, the checkpoints' plans side by side (docs/cluster.md)")
     args = p.parse_args(argv)
     if args.part == "figures":
         figures()
     elif args.part == "table":
         table(args.table_part, args.task)
     else:
-        measure(args.part, args.task, args.mlm, args.size, not args.no_progress)
+        measure(args.part, args.task, args.mlm, args.size, not args.no_progress, args.executor)
     return 0
 
 
