@@ -59,11 +59,12 @@ def part_settings(part: str, mlm: Path) -> tuple[str, dict]:
     raise SystemExit(f"unknown part {part!r}")
 
 
-def measure(part: str, mlm: Path, methods: list[str], progress: bool) -> None:
+def measure(part: str, mlm: Path, methods: list[str], progress: bool, executor: str = "serial") -> None:
     from intrinsic.frontier import measure_frontier
 
     model, settings = part_settings(part, mlm)
-    config = replace(MeasureConfig(model=model, task="sst2", data_dir=str(shared_path("data", "glue"))), **settings)
+    config = replace(MeasureConfig(model=model, task="sst2", data_dir=str(shared_path("data", "glue"))), **settings,
+                     executor=executor)
     frontier = measure_frontier(methods, config, head="frozen", max_knobs=MAX_KNOBS, widen=WIDEN,
                                 results=RESULTS / f"{part}-sst2.jsonl", progress=progress,
                                 on_result=lambda r: print(f"{r.method}: {r.describe('d90')} / "
@@ -91,11 +92,13 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=METHODS, help="default: every registered method")
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--executor", default="serial", choices=["serial", "ray"],
+                   help="ray: one run per core, every method's plan side by side (docs/cluster.md)")
     args = p.parse_args(argv)
     if args.part == "figures":
         figures()
     else:
-        measure(args.part, args.mlm, args.methods, not args.no_progress)
+        measure(args.part, args.mlm, args.methods, not args.no_progress, args.executor)
     return 0
 
 
