@@ -129,10 +129,10 @@ def measure(part: str, task: str, mlm: Path, size: str, progress: bool, executor
     # causal-sizes has causal-trajectory's settings: sharing its store reuses xs at step 6,000.
     stored_as = "causal-trajectory" if part == "causal-sizes" else part
     store = RESULTS / "protocol" / f"{stored_as}-{task}.jsonl" if separate else RESULTS / f"{task}.jsonl"
-    # The causal parts: every point of every checkpoint chose 3e-3, the top of the grid, so a grid
-    # whose end every point chose is widened (one more rate at its spacing, up to twice), chosen
-    # on validation as before.
-    widen = 2 if part.startswith("causal") else 0
+    # The trajectories (encoder and decoder) and the causal sizes: where every point of a checkpoint
+    # chose an end of the grid 1e-3, 3e-3, one more rate at its spacing is added, up to three times
+    # (9e-3, 2.7e-2, 8.1e-2), still chosen on validation; the same rule for every checkpoint.
+    widen = 3 if part.startswith("causal") or part == "protocol-trajectory" else 0
     sweep = measure_models(models, config, results=store, progress=progress, widen=widen,
                            on_result=lambda r: print(f"{r.label}: d90 {r.d90}, corrected {r.d90_chance_corrected}",
                                                      flush=True))
