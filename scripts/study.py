@@ -69,6 +69,11 @@ PROTOCOL = dict(MINILM, seeds=[0, 1, 2], full_lr=[5e-5, 1e-4], selection="valida
 # of one CPU core; d90s are comparable across these checkpoints, not with the five-epoch study.
 PROTOCOL_TRAJECTORY = dict(TINY, seeds=[0, 1, 2], epochs=3.0, selection="validation", validation_size=500)
 PROTOCOL_STEPS = (0, 1000, 2000, 6000)
+# The causal sizes at step 6,000 start from the rates the xs trajectory chose there on validation
+# (its widened grid 1e-3 … 8.1e-2 chose only 2.7e-2 and 8.1e-2), so that m (150 s a run) needs
+# three rates a point rather than five; widening still applies at both ends. xs at step 6,000 is
+# the same measurement under either grid.
+CAUSAL_SIZES = dict(PROTOCOL_TRAJECTORY, lrs=[9e-3, 2.7e-2, 8.1e-2])
 MRPC = dict(max_train_samples=None, max_length=128)
 # MRPC on the tiny models: the first and last xs checkpoints and s at the last step, capped lower.
 TINY_MRPC = dict(TINY, max_d=16384)
@@ -113,7 +118,7 @@ def models_of(part: str, mlm: Path, size: str) -> tuple[list[str], dict]:
         return checkpoints(CAUSAL, size, PROTOCOL_STEPS, "pretrain_causal.py"), PROTOCOL_TRAJECTORY
     if part == "causal-sizes":
         return [checkpoints(CAUSAL, s, (STEPS[-1],), "pretrain_causal.py")[0] for s in ("xs", "s", "m")], \
-            PROTOCOL_TRAJECTORY
+            CAUSAL_SIZES
     raise SystemExit(f"unknown part {part!r}")
 
 
