@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from intrinsic import MeasureConfig  # noqa: E402
+from intrinsic.executors.names import EXECUTORS  # noqa: E402
 from intrinsic.paths import shared_path  # noqa: E402
 
 RESULTS = ROOT / "results" / "frontier"
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=METHODS, help="default: every registered method")
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--executor", default="serial", choices=["serial", "ray"],
+    p.add_argument("--executor", default="serial", choices=EXECUTORS,
                    help="ray: one run per core, every method's plan side by side (docs/cluster.md)")
     args = p.parse_args(argv)
     if args.part == "figures":

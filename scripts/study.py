@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from intrinsic import MeasureConfig  # noqa: E402
+from intrinsic.executors.names import EXECUTORS  # noqa: E402
 from intrinsic.paths import shared_path  # noqa: E402
 
 RESULTS = ROOT / "results" / "study"
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--size", default="xs", help="trajectory: the family member whose checkpoints to measure")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--executor", default="serial", choices=["serial", "ray"],
+    p.add_argument("--executor", default="serial", choices=EXECUTORS,
                    help="ray: one run per core, the checkpoints' plans side by side (docs/cluster.md)")
     args = p.parse_args(argv)
     if args.part == "figures":
