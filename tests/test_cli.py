@@ -14,6 +14,7 @@ import pytest
 from intrinsic.cli import OPTIONS, build_parser, cli_flag, config_from_args, defaults_table, main
 from intrinsic.errors import ConfigError
 from intrinsic.measure import MeasureConfig
+from intrinsic.methods import METHOD_NAMES, get_method
 from intrinsic.store import ResultStore
 
 from .conftest import save_tiny_bert_with_minilm_tokenizer
@@ -235,3 +236,16 @@ def test_default_outputs_go_under_the_git_ignored_runs_folder():
     assert all(path.parts[0] == "runs" for path in DEFAULT_OUTPUT.values())
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "runs/" in ignored
+
+
+@pytest.mark.parametrize("name", [m for m in METHOD_NAMES if m != "head-only"])
+def test_every_method_measures_end_to_end_from_the_command_line(name, tiny_model_dir, shared, tmp_path, capsys):
+    knob = get_method(name).knob
+    dims = [] if knob is None else ["--dims", str(max(knob.first, 40 if name == "said" else 1))]
+    assert main(base_args(tiny_model_dir, shared, tmp_path, "--method", name, *dims,
+                          "--output", str(tmp_path / "s.json"))) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["method"] == name and len(summary["curve"]) == 1
+    runs = [r for r in ResultStore(tmp_path / "runs.jsonl").records() if r["config"]["subspace"] is not None
+            or "method" in r["config"]]
+    assert len(runs) == 1 and runs[0]["result"]["status"] == "ok" and runs[0]["result"]["steps"] > 0
