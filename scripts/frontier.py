@@ -3,6 +3,7 @@
     python scripts/frontier.py minilm     # paraphrase-MiniLM-L3-v2 on SST-2
     python scripts/frontier.py xs         # the tiny pre-trained xs checkpoint at its last step
     python scripts/frontier.py figures    # the figures, from the JSON files the parts wrote
+    python scripts/frontier.py table      # each part's table in Markdown (README, docs/frontier.md)
 
 Each part is ``measure_frontier`` over every registered method, head frozen (the default: with a
 trainable head the 770-parameter classifier alone reaches both targets on MiniLM-L3), with its
@@ -87,9 +88,51 @@ def figures() -> None:
         print("drew", path.stem)
 
 
+def _cell(frontier, row: dict, kind: str) -> list[str]:
+    """Knob at the target with its interval over seeds, trainable and stored counts (or why none)."""
+    result = next(r for r in frontier.results if r.method == row["method"])
+    if row["trainable"] is None:
+        status = result.outcome(kind)[1]
+        if row["knob"] is None and status == "above":
+            return ["not reached", "", ""]
+        return [row["described"], "", ""]
+    knob = "fixed size" if row["knob"] is None else f"{row['knob_at_90']:,} {result.interval(kind)}"
+    return [knob, f"{row['trainable']:,}", f"{row['stored']:,}"]
+
+
+def markdown(frontier) -> str:
+    """The frontier as one Markdown table, sorted by trainable parameters at the paper's target,
+    then at the chance-corrected one; the baseline, targets and references above it."""
+    first = frontier.first
+    full = first.full_scores or [first.full_metric]
+    refs = "; ".join(f"{name} {ref['mean']:.3f} ± {ref['std']:.3f}" for name, ref in frontier.references.items())
+    lines = [f"Full fine-tuning {first.full_metric:.3f} (seeds {', '.join(f'{x:.3f}' for x in full)}), "
+             f"chance {first.chance:.3f}; targets {first.target:.3f} (paper) and "
+             f"{first.target_chance_corrected:.3f} (chance-corrected); {refs}; head {frontier.head}.", "",
+             "| method | knob | paper target: knob [interval] | trainable | stored "
+             "| corrected target: knob [interval] | trainable | stored |",
+             "|---|---|---|---|---|---|---|---|"]
+    corrected = {row["method"]: row for row in frontier.rows("corrected")}
+    order = sorted(frontier.rows("d90"), key=lambda row: (
+        row["trainable"] is None, row["trainable"] or 0,
+        corrected[row["method"]]["trainable"] is None, corrected[row["method"]]["trainable"] or 0))
+    for row in order:
+        cells = [f"`{row['method']}`", row["knob"] or "–", *_cell(frontier, row, "d90"),
+                 *_cell(frontier, corrected[row["method"]], "corrected")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tables() -> None:
+    from intrinsic.frontier import Frontier
+
+    for path in sorted(FIGURES.glob("*.json")):
+        print(f"### {path.stem}\n\n{markdown(Frontier.load(path))}\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["minilm", "xs", "figures"])
+    p.add_argument("part", choices=["minilm", "xs", "figures", "table"])
     p.add_argument("--methods", nargs="+", default=METHODS, help="default: every registered method")
     p.add_argument("--mlm", type=Path, default=ROOT / "runs" / "mlm", help="pretrain_mlm.py's --out")
     p.add_argument("--no-progress", action="store_true")
@@ -98,6 +141,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.part == "figures":
         figures()
+    elif args.part == "table":
+        tables()
     else:
         measure(args.part, args.mlm, args.methods, not args.no_progress, args.executor)
     return 0
