@@ -132,10 +132,11 @@ def measure_frontier(methods: list[str], config: MeasureConfig, *, head: str = "
     ``progress`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`; ``on_result``
     is called as each method finishes.
 
-    ``widen``: a method every point of which chose one end of its learning-rate grid is measured
-    again with one more rate beyond that end (:func:`~intrinsic.measure.widened_grid`), up to
-    ``widen`` times; every method gets the same rule, and the rates are still chosen on the
-    selection split. Stored runs of the narrower grid are reused.
+    ``widen``: a method every point of which chose one end of its learning-rate grid (points
+    whose rates tied aside: :func:`~intrinsic.measure.grid_edge`) is measured again with one more
+    rate beyond that end (:func:`~intrinsic.measure.widened_grid`), up to ``widen`` times; every
+    method gets the same rule, and the rates are still chosen on the selection split. Stored runs
+    of the narrower grid are reused.
     """
     if not methods:
         raise ConfigError("methods", "must name at least one method")

@@ -343,24 +343,28 @@ class _Chooser:
 
     def best(self, by_lr: list[tuple[float, list[dict]]]) -> dict | None:
         """The point of the learning rate whose runs (all seeds ok) have the best mean on the
-        selection split: ``{"mean", "std", "n", "lr", "selection_mean", "scores"}`` with mean, std
-        and the per-seed ``scores`` on dev; None if no learning rate had every seed succeed."""
+        selection split: ``{"mean", "std", "n", "lr", "selection_mean", "scores", "tied"}`` with
+        mean, std and the per-seed ``scores`` on dev, and ``tied`` true when another rate had the
+        same selection mean (the first such rate is kept; typically every rate predicts one class);
+        None if no learning rate had every seed succeed."""
         best = None
         for lr, runs in by_lr:
             if not runs or any(r["status"] != "ok" for r in runs):
                 continue
             chosen_on = statistics.mean(r[self.key][self.metric] for r in runs)
-            if best is None or chosen_on > best["selection_mean"]:
+            if best is not None and math.isclose(chosen_on, best["selection_mean"], rel_tol=1e-12, abs_tol=1e-12):
+                best["tied"] = True
+            elif best is None or chosen_on > best["selection_mean"]:
                 scores = [r["metrics"][self.metric] for r in runs]
                 best = {"mean": statistics.mean(scores), "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-                        "n": len(scores), "lr": lr, "selection_mean": chosen_on, "scores": scores}
+                        "n": len(scores), "lr": lr, "selection_mean": chosen_on, "scores": scores, "tied": False}
         return best
 
 
 def widening_plan(runner: Runner, widen: int) -> Plan:
-    """:func:`~intrinsic.measure.d90_plan`, then, while every point chose one end of the grid (up
-    to ``widen`` times), the same measurement with one more rate beyond that end; the result of the
-    last, with a note for each widening."""
+    """:func:`~intrinsic.measure.d90_plan`, then, while every point whose rates did not tie chose
+    one end of the grid (:func:`grid_edge`; up to ``widen`` times), the same measurement with one
+    more rate beyond that end; the result of the last, with a note for each widening."""
     grid = runner.config.learning_rates
     result = yield from d90_plan(runner)
     notes = []
@@ -369,8 +373,8 @@ def widening_plan(runner: Runner, widen: int) -> Plan:
         if edge is None:
             break
         wider = widened_grid(grid, edge)
-        notes.append(f"every point chose the {edge} of the grid {grid_text(grid)}: measured again with "
-                     f"{grid_text(wider)}")
+        notes.append(f"every point whose rates did not tie chose the {edge} of the grid {grid_text(grid)}: "
+                     f"measured again with {grid_text(wider)}")
         grid = wider
         result = yield from d90_plan(runner, lrs=grid)
     result.notes[:0] = notes
@@ -383,9 +387,11 @@ def grid_text(grid: list[float]) -> str:
 
 
 def grid_edge(points: list[dict], grid: list[float]) -> str | None:
-    """"top" or "bottom" when every measured point chose that end of a learning-rate grid of two or
-    more rates (the best rate may lie beyond it), else None."""
-    chosen = {p["lr"] for p in points if p["n"] > 0}
+    """"top" or "bottom" when every measured point whose rate won outright chose that end of a
+    learning-rate grid of two or more rates (the best rate may lie beyond it), else None. A point
+    whose rates tied (``tied``: they all predict one class, say) says nothing about where the best
+    rate lies, so it neither triggers nor blocks a widening."""
+    chosen = {p["lr"] for p in points if p["n"] > 0 and not p.get("tied", False)}
     if len(grid) < 2 or len(chosen) != 1:
         return None
     lr = chosen.pop()
@@ -396,20 +402,26 @@ def widened_grid(grid: list[float], edge: str) -> list[float]:
     """``grid`` with one more rate beyond its ``edge`` end, at the grid's own spacing there
     (the ratio of its two outermost rates at that end)."""
     rates = sorted(grid)
-    # 12 significant digits: 1e-3 · 1e-3 / 1e-4 is the 0.01 a user would type (the same store key)
     if edge == "top":
-        return [*rates, float(f"{rates[-1] * rates[-1] / rates[-2]:.12g}")]
-    return [float(f"{rates[0] * rates[0] / rates[1]:.12g}"), *rates]
+        return [*rates, typed_rate(rates[-1] * rates[-1] / rates[-2])]
+    return [typed_rate(rates[0] * rates[0] / rates[1]), *rates]
+
+
+def typed_rate(lr: float) -> float:
+    """A computed learning rate rounded to 12 significant digits: 1e-3 · 1e-3 / 1e-4 and 3e-3 / 10
+    become the 0.01 and 0.0003 a user would type, so they share that rate's store key."""
+    return float(f"{lr:.12g}")
 
 
 def grid_edge_note(points: list[dict], grid: list[float]) -> str | None:
-    """A note when every measured point chose the same end of a learning-rate grid of two or more
-    rates: the best rate may lie beyond it, and the curve is then a lower bound."""
+    """A note when every measured point whose rates did not tie chose the same end of a
+    learning-rate grid of two or more rates (:func:`grid_edge`): the best rate may lie beyond it,
+    and the curve is then a lower bound."""
     edge = grid_edge(points, grid)
     if edge is None:
         return None
     lr = max(grid) if edge == "top" else min(grid)
-    return (f"every point chose lr {lr:g}, the {edge} of the grid {grid_text(grid)}: "
+    return (f"every point whose rates did not tie chose lr {lr:g}, the {edge} of the grid {grid_text(grid)}: "
             "a rate beyond it may score higher, so the curve may be low; widen the grid")
 
 
@@ -430,7 +442,8 @@ def _trainability(config: MeasureConfig, points: list[dict], runs: list[dict], c
     one round at the largest d tried, through the plan's ``ask``); else "measured"."""
     if any(_trained(run, chance, metric) for run in runs):
         return "measured"
-    wider = [min(config.learning_rates) / WIDER_GRID_FACTOR, max(config.learning_rates) * WIDER_GRID_FACTOR]
+    wider = [typed_rate(min(config.learning_rates) / WIDER_GRID_FACTOR),
+             typed_rate(max(config.learning_rates) * WIDER_GRID_FACTOR)]
     d, knob = points[-1]["d"], points[-1]["knob"]
     requests = [RunRequest(False, knob, lr, seed) for lr in wider for seed in config.seeds]
     wider_runs = yield from ask(requests)

@@ -45,8 +45,8 @@ MINILM = dict(max_train_samples=2000, epochs=1.0, max_length=64, seeds=[0, 1], f
 XS = dict(MINILM, max_train_samples=8000, epochs=3.0, full_lr=[1e-4, 1e-3])
 # Each method's default grid comes from settings of several epochs; one epoch of 63 steps favours
 # larger rates (LoRA chose 1e-3, the top of 1e-4 and 1e-3, at every r). A method whose every point
-# chose an end of its grid is measured again with one more rate beyond it, up to twice, the same
-# rule for every method, with rates still chosen on the validation split.
+# chose an end of its grid (points whose rates tied aside) is measured again with one more rate
+# beyond it, up to twice, the same rule for every method, with rates still chosen on the validation split.
 WIDEN = 2
 
 

@@ -285,10 +285,11 @@ def test_plot_did_redraws_the_frontier_as_png_and_svg(measured, tmp_path, monkey
 
 
 def test_widened_grid_adds_one_rate_at_the_grids_own_spacing():
-    from intrinsic.measure import widened_grid
+    from intrinsic.measure import typed_rate, widened_grid
 
     assert widened_grid([1e-3, 1e-4], "top") == [1e-4, 1e-3, 1e-2]  # exactly the rates a user types
     assert widened_grid([1e-2, 3e-2, 1e-1], "bottom") == pytest.approx([1e-2 / 3, 1e-2, 3e-2, 1e-1])
+    assert widened_grid([3e-3, 3e-2], "bottom")[0] == typed_rate(3e-3 / 10) == 3e-4  # not 0.00030000000000000003
 
 
 class BestAt1e2(KnownCount):
@@ -309,9 +310,9 @@ def test_a_grid_every_point_of_which_chose_its_top_is_widened_until_a_rate_insid
     (lora,) = frontier.results
     assert lora.config["lrs"] == [1e-4, 1e-3, 1e-2, 1e-1]  # 1e-3 won, then 1e-2 won: the top twice
     assert {p["lr"] for p in lora.curve} == {1e-2}
-    assert lora.notes[:2] == ["every point chose the top of the grid 0.0001, 0.001: measured again with 0.0001, "
-                              "0.001, 0.01", "every point chose the top of the grid 0.0001, 0.001, 0.01: measured "
-                              "again with 0.0001, 0.001, 0.01, 0.1"]
+    assert lora.notes[:2] == ["every point whose rates did not tie chose the top of the grid 0.0001, 0.001: measured "
+                              "again with 0.0001, 0.001, 0.01", "every point whose rates did not tie chose the top of "
+                              "the grid 0.0001, 0.001, 0.01: measured again with 0.0001, 0.001, 0.01, 0.1"]
     assert not any("widen the grid" in note for note in lora.notes)  # 1e-2 is inside the final grid
     narrow = measure_frontier(["lora"], config(tiny_model, glue_dir), lrs={"lora": [1e-4, 1e-3]}, widen=0,
                               results=tmp_path / "runs.jsonl", progress=False, train_fn=trainer)

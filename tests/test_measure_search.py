@@ -117,8 +117,8 @@ def test_the_search_tries_the_expected_d_and_reads_off_both_d90s(tiny_model, glu
     assert paper["interval"]["method"] == "min-max of per-seed d90s"
     assert paper["robust"] == 609 and corrected["robust"] == 861  # a monotone curve: the fit agrees
     assert paper["narrow"] and corrected["narrow"]
-    assert result.notes == ["every point chose lr 0.03, the top of the grid 0.01, 0.03: a rate beyond it may score "
-                            "higher, so the curve may be low; widen the grid",
+    assert result.notes == ["every point whose rates did not tie chose lr 0.03, the top of the grid 0.01, 0.03: a "
+                            "rate beyond it may score higher, so the curve may be low; widen the grid",
                             "the d90 609 clears its target by less than one standard error of its mean",
                             "the chance-corrected d90 861 clears its target by less than one standard error "
                             "of its mean"]
@@ -216,3 +216,20 @@ def test_a_grid_whose_edge_every_point_chose_is_noted():
     assert grid_edge_note(points + [{"lr": 1e-4, "n": 2}], [1e-4, 1e-3]) is None  # the points disagree
     assert grid_edge_note([{"lr": 3e-3, "n": 2}], [1e-3, 3e-3, 1e-2]) is None  # inside the grid
     assert grid_edge_note(points, [1e-3]) is None  # one rate: no edge to speak of
+
+
+def test_points_whose_rates_tied_neither_widen_a_grid_nor_block_a_widening():
+    from intrinsic.measure import _Chooser, grid_edge
+
+    def run(score):
+        return {"status": "ok", "metrics": {"accuracy": score}, "validation_metrics": {"accuracy": score}}
+
+    choose = _Chooser("accuracy", "validation")
+    at_chance = choose.best([(1e-3, [run(0.509), run(0.509)]), (1e-4, [run(0.509), run(0.509)])])
+    assert at_chance["lr"] == 1e-3 and at_chance["tied"]  # the first of the tied rates in the grid is kept
+    decided = choose.best([(1e-4, [run(0.5), run(0.6)]), (1e-3, [run(0.7), run(0.7)]), (1e-2, [run(0.7), run(0.6)])])
+    assert decided["lr"] == 1e-3 and not decided["tied"]
+    top = {"lr": 1e-2, "n": 2, "tied": False}
+    assert grid_edge([at_chance, at_chance], [1e-4, 1e-3]) is None  # ties alone never widen a grid
+    assert grid_edge([at_chance, top], [1e-4, 1e-3, 1e-2]) == "top"
+    assert grid_edge([{"lr": 1e-4, "n": 2}, top], [1e-4, 1e-2]) is None  # stored points without "tied" count
