@@ -458,7 +458,7 @@ def _trainability(config: MeasureConfig, points: list[dict], runs: list[dict], c
         return "measured"
     notes.append(f"not trainable with these settings: no subspace run beat chance by {TRAINED_MARGIN:g} or lowered "
                  f"its training loss below {LOSS_DROP:g} × its first value, at learning rates {tried} "
-                 f"(the last two at d = {d:,} only)")
+                 f"({' and '.join(f'{lr:g}' for lr in wider)} at d = {d:,} only)")
     return "not trainable"
 
 
