@@ -175,9 +175,9 @@ class Runner:
         (:meth:`~intrinsic.methods.Method.knob_max`, else ``SEARCH_CAP``), and ``max_d``."""
         knob = self.method.knob
         if self.is_subspace:
-            excluded = 0 if self.head == "projected" else len(self.head_names)
-            low = self.num_tensors - excluded + 1 if self.method.name == "said" else 1
-            high = self.D
+            projected = self.head == "projected"
+            low = self.num_tensors - (0 if projected else len(self.head_names)) + 1 if self.method.name == "said" else 1
+            high = self.D - (0 if projected else self._size("head_size"))  # θ leaves a head it does not project out
         else:
             low = knob.low
             high = self.method.knob_max(self.load_model(self.config.seeds[0]), self.head_names) or SEARCH_CAP

@@ -318,3 +318,17 @@ def test_a_grid_every_point_of_which_chose_its_top_is_widened_until_a_rate_insid
                               results=tmp_path / "runs.jsonl", progress=False, train_fn=trainer)
     assert narrow.results[0].config["lrs"] == [1e-4, 1e-3]
     assert any("widen the grid" in note for note in narrow.results[0].notes)
+
+
+@pytest.mark.parametrize("head", ["frozen", "projected"])
+def test_a_subspace_search_stops_at_the_parameters_its_theta_covers(tiny_model, glue_dir, tmp_path, head):  # noqa: F811
+    from intrinsic.runner import Runner
+
+    runner = Runner(config(tiny_model, glue_dir, method="did", head=head), None, progress=False)
+    _, high = runner.knob_limits()
+    head_size = sum(p.numel() for n, p in runner.load_model(0).named_parameters() if n in runner.head_names)
+    assert head_size > 0 and high == runner.D - (head_size if head == "frozen" else 0)
+    # the largest knob builds: d = the count θ covers (one more is refused as larger than the space)
+    runner.method.build(runner.load_model(0), high, head=head, head_names=runner.head_names, seed=0)
+    with pytest.raises(ValueError, match="exceeds the number of parameters"):
+        runner.method.build(runner.load_model(0), high + 1, head=head, head_names=runner.head_names, seed=0)
