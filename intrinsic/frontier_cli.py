@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "else 4,096)")
     p.add_argument("--widen", type=int, default=1, metavar="N",
                    help="a method whose every point chose one end of its learning-rate grid (points whose rates "
-                        "tied aside) is measured again "
-                        "with one more rate beyond that end, up to N times; 0: never (default: 1)")
+                        "tied aside) is measured again with one more rate beyond that end, up to N times; "
+                        "0: never (default: 1)")
     p.add_argument("--output", type=Path, help="write the frontier as JSON here (default: none)")
     p.add_argument("--figure", type=Path,
                    help=f"draw metric against trainable parameters to this file ({', '.join(cli.FIGURE_FORMATS)}; "

@@ -165,6 +165,11 @@ class Runner:
         """The head's parameters: those loading initialised afresh (``methods.head_parameter_names``)."""
         return self._size("head_names")
 
+    @property
+    def head_size(self) -> int:
+        """Numbers in the head's parameters (:attr:`head_names`)."""
+        return self._size("head_size")
+
     # ------------------------------------------------------------------ the method and its knob
     @property
     def is_subspace(self) -> bool:
@@ -175,9 +180,10 @@ class Runner:
         (:meth:`~intrinsic.methods.Method.knob_max`, else ``SEARCH_CAP``), and ``max_d``."""
         knob = self.method.knob
         if self.is_subspace:
+            # θ covers the head only when it is projected
             projected = self.head == "projected"
             low = self.num_tensors - (0 if projected else len(self.head_names)) + 1 if self.method.name == "said" else 1
-            high = self.D - (0 if projected else self._size("head_size"))  # θ leaves a head it does not project out
+            high = self.D - (0 if projected else self.head_size)
         else:
             low = knob.low
             high = self.method.knob_max(self.load_model(self.config.seeds[0]), self.head_names) or SEARCH_CAP
@@ -189,7 +195,7 @@ class Runner:
         """``trainable``, ``stored`` and ``head`` counts of the method at ``knob`` (built once)."""
         if knob not in self._counts:
             if self.is_subspace:
-                head = self._size("head_size") if self.head == "train" else 0
+                head = self.head_size if self.head == "train" else 0
                 counts = Counts(knob + head, knob + head, head)
             else:
                 seed = self.config.seeds[0]

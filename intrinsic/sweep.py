@@ -33,9 +33,9 @@ def measure_models(models: list[str], config: MeasureConfig, *, results: str | P
     ``on_result(result)`` is called as each model finishes (the CLI prints its table there);
     ``results`` and ``train_fn`` are as for :func:`~intrinsic.measure.measure_d90`; ``widen``:
     a model every point of which chose one end of the learning-rate grid (points whose rates tied
-    aside) is measured again with
-    one more rate beyond it, up to ``widen`` times (:func:`~intrinsic.measure.widening_plan`). A model
-    that cannot be loaded raises :class:`~intrinsic.errors.ModelLoadError`, which names it.
+    aside) is measured again with one more rate beyond it, up to ``widen`` times
+    (:func:`~intrinsic.measure.widening_plan`). A model that cannot be loaded raises
+    :class:`~intrinsic.errors.ModelLoadError`, which names it.
     """
     if not models:
         raise ConfigError("models", "must name at least one model")

@@ -327,6 +327,7 @@ def test_a_subspace_search_stops_at_the_parameters_its_theta_covers(tiny_model, 
     runner = Runner(config(tiny_model, glue_dir, method="did", head=head), None, progress=False)
     _, high = runner.knob_limits()
     head_size = sum(p.numel() for n, p in runner.load_model(0).named_parameters() if n in runner.head_names)
+    assert runner.head_size == head_size
     assert head_size > 0 and high == runner.D - (head_size if head == "frozen" else 0)
     # the largest knob builds: d = the count θ covers (one more is refused as larger than the space)
     runner.method.build(runner.load_model(0), high, head=head, head_names=runner.head_names, seed=0)
